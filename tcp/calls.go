@@ -1,0 +1,221 @@
+package tcp
+
+import (
+	"io"
+	"time"
+
+	"github.com/tcpstate/tcpstate/seqnum"
+)
+
+// The user calls of RFC 9293 §3.10.1–§3.10.6, in the RFC's order.
+
+// Connect is the active OPEN call (RFC 9293 §3.10.1): it sends
+// <SEQ=ISS><CTL=SYN> and enters SYN-SENT. iss is the initial send sequence
+// number; the runtime picks it (RFC 6528).
+func (c *Conn) Connect(now time.Time, iss seqnum.Value) error {
+	c.curKind, c.curCall = CauseCall, CallOpenActive
+	c.callEvent(now)
+	if c.state != Closed {
+		return ErrConnectionExists
+	}
+	if !c.id.Remote.IsValid() || c.id.Remote.Port() == 0 {
+		return ErrForeignUnspecified
+	}
+	c.passive = false
+	c.iss = iss
+	c.sndUna, c.sndNxt, c.rtxNxt = iss, iss.Add(1), iss.Add(1)
+	c.sndBuf = iss.Add(1)
+	c.setState(now, SynSent)
+	c.sendSyn(now, false, false)
+	return nil
+}
+
+// Listen is the passive OPEN call (RFC 9293 §3.10.1): the connection
+// enters LISTEN and waits for a SYN. iss is the initial send sequence
+// number its SYN,ACK will carry.
+//
+// The runtime creates one Conn per arriving SYN, with both sockets known,
+// calls Listen and then Input with the SYN; a listening socket with an
+// unspecified foreign socket is the runtime's business, not the TCB's.
+func (c *Conn) Listen(now time.Time, iss seqnum.Value) error {
+	c.curKind, c.curCall = CauseCall, CallOpenPassive
+	c.callEvent(now)
+	if c.state != Closed {
+		return ErrConnectionExists
+	}
+	c.passive = true
+	c.iss = iss
+	c.setState(now, Listen)
+	return nil
+}
+
+// Write is the SEND call (RFC 9293 §3.10.2). It queues as much of p as the
+// send buffer holds and returns how much that was; the bytes go out as the
+// windows allow. Data written before the connection is established waits
+// for it. Writing after CLOSE returns ErrConnectionClosing.
+func (c *Conn) Write(now time.Time, p []byte) (int, error) {
+	c.curKind, c.curCall = CauseCall, CallSend
+	switch c.state {
+	case Closed:
+		return 0, c.closedErr()
+	case Listen:
+		// "If the foreign socket is specified, then change the connection
+		// from passive to active, select an ISS. Send a SYN segment,
+		// set SND.UNA to ISS, SND.NXT to ISS+1. Enter SYN-SENT state."
+		c.callEvent(now)
+		c.passive = false
+		c.sndUna, c.sndNxt, c.rtxNxt = c.iss, c.iss.Add(1), c.iss.Add(1)
+		c.sndBuf = c.iss.Add(1)
+		c.setState(now, SynSent)
+		c.sendSyn(now, false, false)
+		return c.snd.write(p), nil
+	case SynSent, SynReceived, Established, CloseWait:
+		if c.finQueued || c.closeAfter {
+			return 0, ErrConnectionClosing
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		n := c.snd.write(p)
+		if c.state == Established || c.state == CloseWait {
+			c.flush(now)
+		}
+		return n, nil
+	default:
+		// FIN-WAIT-1, FIN-WAIT-2, CLOSING, LAST-ACK, TIME-WAIT: "Return
+		// "error: connection closing" and do not service request."
+		return 0, ErrConnectionClosing
+	}
+}
+
+// Read is the RECEIVE call (RFC 9293 §3.10.3). It moves received bytes into
+// p. With nothing queued it returns 0 and nil while more may come, io.EOF
+// once the peer's FIN has arrived, and the connection's error once it has
+// been reset or timed out.
+func (c *Conn) Read(now time.Time, p []byte) (int, error) {
+	c.curKind, c.curCall = CauseCall, CallReceive
+	if c.rcv.len() > 0 {
+		n := c.rcv.read(p)
+		c.maybeWindowUpdate(now)
+		return n, nil
+	}
+	switch {
+	case c.err != nil:
+		return 0, c.err
+	case c.finRcvd:
+		// CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT, or CLOSED after a
+		// normal close: "connection closing".
+		return 0, io.EOF
+	case c.state == Closed:
+		return 0, ErrNotConnected
+	}
+	return 0, nil
+}
+
+// maybeWindowUpdate sends a window update after a read when the window's
+// right edge can move by enough to matter: at least a full segment or half
+// the buffer, whichever is less — receiver-side silly window syndrome
+// avoidance (RFC 9293 §3.8.6.2.2).
+func (c *Conn) maybeWindowUpdate(now time.Time) {
+	switch c.state {
+	case Established, FinWait1, FinWait2:
+	default:
+		return
+	}
+	edge := c.rcvNxt.Add(seqnum.Size(c.rcvWindow()))
+	if !c.rcvAdv.LessThan(edge) {
+		return
+	}
+	step := min(c.rcv.size/2, int(c.cfg.mss()))
+	if int(c.rcvAdv.Size(edge)) >= step {
+		c.sendAck(now, ReasonWindowUpdate)
+	}
+}
+
+// Close is the CLOSE call (RFC 9293 §3.10.4): this side has no more to
+// send. The FIN follows the data already written; the peer may go on
+// sending (a half close) until it closes too.
+func (c *Conn) Close(now time.Time) error {
+	c.curKind, c.curCall = CauseCall, CallClose
+	c.callEvent(now)
+	switch c.state {
+	case Closed:
+		return c.closedErr()
+	case Listen, SynSent:
+		// "Any outstanding RECEIVEs are returned with "error: closing"
+		// responses. Delete TCB, enter CLOSED state, and return." A
+		// SYN-SENT connection's queued SENDs get the same answer.
+		c.enterClosed(now, nil)
+		return nil
+	case SynReceived:
+		// "If no SENDs have been issued and there is no pending data to
+		// send, then form a FIN segment and send it, and enter FIN-WAIT-1
+		// state; otherwise, queue for processing after entering
+		// ESTABLISHED state."
+		if c.snd.len() > 0 {
+			c.closeAfter = true
+			return nil
+		}
+		c.queueFin(now, FinWait1)
+		return nil
+	case Established:
+		// "Queue this until all preceding SENDs have been segmentized,
+		// then form a FIN segment and send it. In any case, enter
+		// FIN-WAIT-1 state."
+		c.queueFin(now, FinWait1)
+		return nil
+	case CloseWait:
+		// "Queue this request until all preceding SENDs have been
+		// segmentized; then send a FIN segment, enter LAST-ACK state."
+		c.queueFin(now, LastAck)
+		return nil
+	default:
+		// FIN-WAIT-1, FIN-WAIT-2: "Strictly speaking, this is an error";
+		// CLOSING, LAST-ACK, TIME-WAIT: "Respond with "error: connection
+		// closing"."
+		return ErrConnectionClosing
+	}
+}
+
+// queueFin records that a FIN follows the queued data, moves to next and
+// sends what can be sent.
+func (c *Conn) queueFin(now time.Time, next State) {
+	c.finQueued = true
+	c.closeAfter = false
+	c.finSeq = c.dataEnd()
+	c.setState(now, next)
+	c.flush(now)
+}
+
+// Abort is the ABORT call (RFC 9293 §3.10.5): the connection ends at once,
+// queued data is discarded, and a synchronized connection tells its peer
+// with <SEQ=SND.NXT><CTL=RST>.
+func (c *Conn) Abort(now time.Time) error {
+	c.curKind, c.curCall = CauseCall, CallAbort
+	c.callEvent(now)
+	switch c.state {
+	case Closed:
+		return c.closedErr()
+	case SynReceived, Established, FinWait1, FinWait2, CloseWait:
+		c.sendReset(now, c.sndNxt, ReasonAbort)
+	}
+	// LISTEN, SYN-SENT: no RST. CLOSING, LAST-ACK, TIME-WAIT: "Respond with
+	// "ok" and delete the TCB".
+	c.enterClosed(now, ErrConnectionAborted)
+	return nil
+}
+
+// closedErr is the error calls on a CLOSED connection return: why it
+// ended, or "connection does not exist".
+func (c *Conn) closedErr() error {
+	if c.err != nil {
+		return c.err
+	}
+	return ErrNotConnected
+}
+
+func (c *Conn) callEvent(now time.Time) {
+	if c.obs != nil {
+		c.emit(&Event{Time: now, Type: EventCall, Call: c.curCall})
+	}
+}

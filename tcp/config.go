@@ -1,0 +1,99 @@
+package tcp
+
+import "time"
+
+// Config holds the settings of a connection. The zero value of each field
+// means its default, so a zero Config behaves like Linux out of the box.
+// One Config may be shared by many connections; it must not change while
+// they use it.
+type Config struct {
+	// MSL is the maximum segment lifetime (RFC 9293 §3.4.1). TIME-WAIT
+	// lasts 2*MSL. Default 30 s, so TIME-WAIT lasts 60 s as on Linux.
+	MSL time.Duration
+
+	// InitialRTO is the retransmission timeout before any round trip has
+	// been measured (RFC 6298 §2.1). Default 1 s. Each expiry doubles it
+	// (RFC 6298 §5.5) up to MaxRTO.
+	InitialRTO time.Duration
+
+	// MaxRTO caps the retransmission timeout. Default 120 s, as Linux.
+	MaxRTO time.Duration
+
+	// SynRetries is how many times a SYN is retransmitted before an active
+	// open gives up with ErrTimeout. Default 6 (Linux tcp_syn_retries).
+	SynRetries int
+
+	// SynAckRetries is how many times a SYN,ACK is retransmitted before a
+	// passive open gives up. Default 5 (Linux tcp_synack_retries).
+	SynAckRetries int
+
+	// DataRetries is how many times data or a FIN is retransmitted before
+	// the connection gives up with ErrTimeout. Default 15 (Linux
+	// tcp_retries2).
+	DataRetries int
+
+	// UserTimeout, when positive, aborts the connection with
+	// ErrUserTimeout once sent data has gone unacknowledged this long
+	// (RFC 9293 §3.10.8, RFC 5482). Default off.
+	UserTimeout time.Duration
+
+	// MSS is the maximum segment size announced in our SYN (RFC 9293
+	// §3.7.1). Default 1460, for a 1500-byte IPv4 MTU.
+	MSS uint16
+
+	// SendBuffer and ReceiveBuffer size the connection's buffers in bytes.
+	// Default 64 KiB each. Without window scaling the advertised window
+	// is at most 65535.
+	SendBuffer, ReceiveBuffer int
+
+	// RFC1337 makes TIME-WAIT ignore RST segments, as RFC 1337 §3
+	// recommends against TIME-WAIT assassination. Off by default, as on
+	// Linux (net.ipv4.tcp_rfc1337 = 0), where RFC 9293 §3.10.7.4 has the
+	// RST close the connection.
+	RFC1337 bool
+
+	// Observer, when set, receives every event of every connection using
+	// this Config.
+	Observer Observer
+}
+
+// Defaults, named after what they are.
+const (
+	DefaultMSL        = 30 * time.Second
+	DefaultInitialRTO = time.Second
+	DefaultMaxRTO     = 120 * time.Second
+	DefaultMSS        = 1460
+	DefaultBuffer     = 64 << 10
+	// DefaultSendMSS is the MSS assumed for a peer that sends no MSS option
+	// (RFC 9293 §3.7.1: 536 for IPv4).
+	DefaultSendMSS = 536
+)
+
+func (c *Config) msl() time.Duration        { return orDuration(c.MSL, DefaultMSL) }
+func (c *Config) initialRTO() time.Duration { return orDuration(c.InitialRTO, DefaultInitialRTO) }
+func (c *Config) maxRTO() time.Duration     { return orDuration(c.MaxRTO, DefaultMaxRTO) }
+func (c *Config) synRetries() int           { return orInt(c.SynRetries, 6) }
+func (c *Config) synAckRetries() int        { return orInt(c.SynAckRetries, 5) }
+func (c *Config) dataRetries() int          { return orInt(c.DataRetries, 15) }
+func (c *Config) mss() uint16 {
+	if c.MSS == 0 {
+		return DefaultMSS
+	}
+	return c.MSS
+}
+func (c *Config) sendBuffer() int    { return orInt(c.SendBuffer, DefaultBuffer) }
+func (c *Config) receiveBuffer() int { return orInt(c.ReceiveBuffer, DefaultBuffer) }
+
+func orDuration(v, def time.Duration) time.Duration {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+func orInt(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,413 @@
+// Package tcp is TCP's connection state machine, sans I/O: the
+// transmission control block of RFC 9293 and the event processing of its
+// §3.10 (user calls, segment arrival, timeouts), with nothing else.
+//
+// A Conn never reads a clock, sleeps, starts a goroutine or touches a
+// network. The caller feeds it the current time with every call, hands it
+// arriving segments with Input, fires its timers with HandleTimeout when
+// Deadline passes, and receives the segments it sends through a small
+// Output interface. That makes every transition testable with exact
+// segments and lets the same Conn run in the deterministic simulator, the
+// runtime stack, and the fuzzer.
+//
+// The code follows the RFC's structure: the user calls are in calls.go in
+// the order of §3.10.1–§3.10.6, segment arrival in input.go in the order of
+// §3.10.7 with each step's number in a comment, and the timeouts of
+// §3.10.8 in timers.go.
+package tcp
+
+import (
+	"time"
+
+	"github.com/tcpstate/tcpstate/header"
+	"github.com/tcpstate/tcpstate/seqnum"
+)
+
+// Output receives the segments a Conn sends. The segment, and the payload
+// it refers to, are valid only during the call: an implementation copies
+// them into a packet before returning.
+type Output interface {
+	Send(c *Conn, seg *Segment)
+}
+
+// Conn is one TCP connection: a transmission control block (RFC 9293
+// §3.3.1) and the rules that move it through the states of §3.3.2.
+//
+// A Conn is not safe for concurrent use; the runtime that drives it holds
+// a lock per connection.
+type Conn struct {
+	id   Tuple
+	cfg  *Config
+	out  Output
+	obs  Observer
+	user any
+
+	state   State
+	passive bool  // opened by a passive OPEN: an RST in SYN-RECEIVED returns to LISTEN
+	err     error // why the connection ended, once it has
+
+	// Send sequence variables (RFC 9293 §3.3.1). sndNxt is SND.NXT, the
+	// next new sequence number; rtxNxt is where retransmission resumes
+	// after a timeout and equals sndNxt when nothing is being resent.
+	iss            seqnum.Value
+	sndUna, sndNxt seqnum.Value
+	rtxNxt         seqnum.Value
+	sndWnd         uint32
+	maxSndWnd      uint32 // MAX.SND.WND of RFC 5961 §5.2
+	sndWL1, sndWL2 seqnum.Value
+	sndMSS         int // largest payload we put in one segment
+
+	// Receive sequence variables.
+	irs    seqnum.Value
+	rcvNxt seqnum.Value
+	rcvUP  seqnum.Value
+	urgent bool         // an urgent pointer ahead of the data read
+	rcvAdv seqnum.Value // right edge of the window last advertised
+
+	// The queues. snd holds every byte from sndBuf (the first data byte
+	// not yet acknowledged) to the last one the user wrote; rcv holds
+	// bytes received in order and not yet read.
+	snd    ring
+	sndBuf seqnum.Value
+	rcv    ring
+
+	finQueued  bool         // CLOSE was called: a FIN follows the queued data
+	finSeq     seqnum.Value // the FIN's sequence number, once finQueued
+	closeAfter bool         // CLOSE arrived in SYN-RECEIVED with data queued
+	finRcvd    bool         // the peer's FIN was received: no more data will come
+	ackNow     bool         // an ACK must go out before the current call returns
+	ackReason  Reason
+
+	// Timers: a deadline per timer, zero when stopped.
+	timers  [numTimers]time.Time
+	rto     time.Duration
+	retries int
+
+	// What the current call is handling, for the causes of events.
+	curSeg   *Segment
+	curCall  Call
+	curTimer Timer
+	curKind  CauseKind
+
+	tx Segment // scratch for outgoing segments, so sending allocates nothing
+}
+
+// NewConn returns a connection in the CLOSED state for the sockets id.
+// cfg may be shared by many connections; nil means the defaults. Segments
+// the connection sends go to out.
+func NewConn(id Tuple, cfg *Config, out Output) *Conn {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	c := &Conn{
+		id:    id,
+		cfg:   cfg,
+		out:   out,
+		obs:   cfg.Observer,
+		state: Closed,
+		snd:   newRing(cfg.sendBuffer()),
+		rcv:   newRing(cfg.receiveBuffer()),
+		rto:   cfg.initialRTO(),
+	}
+	c.sndMSS = c.defaultSendMSS()
+	return c
+}
+
+// ID returns the connection's sockets.
+func (c *Conn) ID() Tuple { return c.id }
+
+// State returns the connection's current state.
+func (c *Conn) State() State { return c.state }
+
+// Err returns why the connection ended (ErrConnectionReset,
+// ErrConnectionRefused, ErrTimeout, ...), or nil while it has not, or when
+// it closed normally.
+func (c *Conn) Err() error { return c.err }
+
+// SetObserver replaces the observer that Config gave the connection.
+func (c *Conn) SetObserver(o Observer) { c.obs = o }
+
+// SetUserData attaches a value of the caller's to the connection, for
+// runtimes that map a Conn back to their own records.
+func (c *Conn) SetUserData(v any) { c.user = v }
+
+// UserData returns the value SetUserData attached.
+func (c *Conn) UserData() any { return c.user }
+
+// Readable returns how many received bytes are waiting to be read.
+func (c *Conn) Readable() int { return c.rcv.len() }
+
+// Writable returns how many bytes Write would accept now.
+func (c *Conn) Writable() int {
+	switch c.state {
+	case Listen, SynSent, SynReceived, Established, CloseWait:
+		if !c.finQueued {
+			return c.snd.free()
+		}
+	}
+	return 0
+}
+
+// ReadClosed reports whether the peer's FIN has arrived: once the queued
+// bytes are read, Read returns io.EOF.
+func (c *Conn) ReadClosed() bool { return c.finRcvd }
+
+// SendQueued returns the bytes written but not yet acknowledged.
+func (c *Conn) SendQueued() int { return c.snd.len() }
+
+func (c *Conn) defaultSendMSS() int {
+	// RFC 9293 §3.7.1: without an MSS option, assume 536 for IPv4 and
+	// 1220 for IPv6 (RFC 8200's 1280-byte minimum MTU).
+	if c.id.Remote.Addr().Is6() && !c.id.Remote.Addr().Is4In6() {
+		return 1220
+	}
+	return DefaultSendMSS
+}
+
+// Status is the answer to the STATUS call (RFC 9293 §3.10.6).
+type Status struct {
+	State   State
+	ID      Tuple
+	Passive bool
+
+	ISS, SndUna, SndNxt seqnum.Value
+	SndWnd              uint32
+	IRS, RcvNxt         seqnum.Value
+	RcvWnd              uint32
+	SndMSS              int
+
+	SendQueued   int // bytes written, not yet acknowledged
+	SendUnsent   int // of those, bytes not yet sent
+	RecvQueued   int // bytes received, not yet read
+	UrgentQueued bool
+
+	RTO         time.Duration
+	Retransmits int // consecutive expiries of the retransmission timer
+
+	// Timers holds each timer's deadline, zero when it is stopped.
+	Timers [numTimers]time.Time
+	Err    error
+}
+
+// Status reports the connection's state and its TCB's variables.
+func (c *Conn) Status() Status {
+	st := Status{
+		State: c.state, ID: c.id, Passive: c.passive,
+		ISS: c.iss, SndUna: c.sndUna, SndNxt: c.sndNxt, SndWnd: c.sndWnd,
+		IRS: c.irs, RcvNxt: c.rcvNxt, RcvWnd: c.rcvWindow(), SndMSS: c.sndMSS,
+		SendQueued: c.snd.len(), RecvQueued: c.rcv.len(), UrgentQueued: c.urgent,
+		RTO: c.rto, Retransmits: c.retries, Timers: c.timers, Err: c.err,
+	}
+	if c.sndNxt.LessThan(c.dataEnd()) && c.sndBuf.LessThanEq(c.sndNxt) {
+		st.SendUnsent = int(c.sndNxt.Size(c.dataEnd()))
+	} else if c.sndNxt.LessThan(c.sndBuf) {
+		st.SendUnsent = c.snd.len()
+	}
+	return st
+}
+
+// dataEnd is the sequence number after the last byte the user wrote; the
+// FIN, once queued, takes this number.
+func (c *Conn) dataEnd() seqnum.Value { return c.sndBuf.Add(seqnum.Size(c.snd.len())) }
+
+// finSent reports whether our FIN has been sent at least once.
+func (c *Conn) finSent() bool { return c.finQueued && c.finSeq.LessThan(c.sndNxt) }
+
+// finAcked reports whether the peer has acknowledged our FIN.
+func (c *Conn) finAcked() bool { return c.finQueued && c.finSeq.LessThan(c.sndUna) }
+
+// rcvWindow is RCV.WND: the free space of the receive queue, at most what
+// the 16-bit window field carries unscaled.
+func (c *Conn) rcvWindow() uint32 { return uint32(min(c.rcv.free(), 0xFFFF)) }
+
+// setState moves the connection to state s and reports the change.
+func (c *Conn) setState(now time.Time, s State) {
+	if s == c.state {
+		return
+	}
+	from := c.state
+	c.state = s
+	if c.obs != nil {
+		c.emit(&Event{Time: now, Type: EventState, From: from, To: s, Cause: c.cause()})
+	}
+}
+
+// cause describes what the current call is handling.
+func (c *Conn) cause() Cause {
+	switch c.curKind {
+	case CauseSegment:
+		if c.curSeg != nil {
+			return Cause{Kind: CauseSegment, Segment: c.curSeg.Info()}
+		}
+	case CauseTimer:
+		return Cause{Kind: CauseTimer, Timer: c.curTimer}
+	}
+	return Cause{Kind: CauseCall, Call: c.curCall}
+}
+
+func (c *Conn) emit(e *Event) {
+	e.Conn = c.id
+	e.State = c.state
+	c.obs.Observe(e)
+}
+
+// enterClosed ends the connection with err (nil for a normal end): the
+// queues are flushed and every timer stops (RFC 9293 "delete the TCB").
+func (c *Conn) enterClosed(now time.Time, err error) {
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	c.stopAllTimers(now)
+	c.snd.reset()
+	if err != nil {
+		c.rcv.reset()
+	}
+	c.ackNow = false
+	c.setState(now, Closed)
+}
+
+// send fills in the fields every outgoing segment shares and hands it to
+// the Output. Segments with ACK carry RCV.NXT and advertise the window.
+func (c *Conn) send(now time.Time, seg *Segment, why Reason, rtx bool) {
+	if seg.Flags&header.ACK != 0 {
+		seg.Ack = c.rcvNxt
+	}
+	if seg.Flags&header.RST == 0 {
+		wnd := c.rcvWindow()
+		seg.Window = uint16(wnd)
+		if seg.Flags&header.ACK != 0 {
+			c.rcvAdv = c.rcvNxt.Add(seqnum.Size(wnd))
+		}
+		if seg.Flags&header.ACK != 0 && c.ackNow {
+			c.ackNow = false // this segment carries the ACK owed
+		}
+	}
+	if c.obs != nil {
+		c.emit(&Event{Time: now, Type: EventSegmentOut, Segment: seg.Info(), Reason: why, Retransmit: rtx})
+	}
+	if c.out != nil {
+		c.out.Send(c, seg)
+	}
+}
+
+// sendControl sends a segment with no payload: <SEQ=seq><CTL=flags>.
+func (c *Conn) sendControl(now time.Time, seq seqnum.Value, flags header.TCPFlags, why Reason) {
+	c.tx = Segment{Seq: seq, Flags: flags}
+	c.send(now, &c.tx, why, false)
+}
+
+// sendAck sends <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, the reply RFC 9293
+// §3.10.7.4 gives in many places.
+func (c *Conn) sendAck(now time.Time, why Reason) {
+	c.sendControl(now, c.sndNxt, header.ACK, why)
+}
+
+// sendReset sends <SEQ=seq><CTL=RST>.
+func (c *Conn) sendReset(now time.Time, seq seqnum.Value, why Reason) {
+	c.sendControl(now, seq, header.RST, why)
+}
+
+// sendSyn sends our SYN (active open) or SYN,ACK (passive and simultaneous
+// open), with the MSS option (RFC 9293 §3.7.1).
+func (c *Conn) sendSyn(now time.Time, withAck bool, rtx bool) {
+	c.tx = Segment{Seq: c.iss, Flags: header.SYN}
+	why := ReasonOpen
+	if withAck {
+		c.tx.Flags |= header.ACK
+		why = ReasonSynAck
+	}
+	if rtx {
+		why = ReasonRetransmit
+	}
+	c.tx.Options.MSS, c.tx.Options.HasMSS = c.cfg.mss(), true
+	c.send(now, &c.tx, why, rtx)
+	c.armRetransmit(now)
+}
+
+// flush sends what the state and the windows allow: queued data, the FIN,
+// and any ACK that is owed (RFC 9293 §3.10.2, §3.10.7.4 seventh step).
+func (c *Conn) flush(now time.Time) {
+	switch c.state {
+	case Established, CloseWait, FinWait1, Closing, LastAck:
+		c.sendData(now)
+	}
+	if c.ackNow {
+		switch c.state {
+		case Closed, Listen, SynSent:
+		default:
+			c.sendAck(now, c.ackReason)
+		}
+		c.ackNow = false
+	}
+}
+
+// sendData segments the send queue: retransmissions from rtxNxt first, then
+// new data from SND.NXT, within the peer's window and MSS, with the FIN on
+// the segment that ends the queue once the user has closed.
+func (c *Conn) sendData(now time.Time) {
+	for {
+		p := c.sndNxt
+		rtx := c.rtxNxt.LessThan(c.sndNxt)
+		if rtx {
+			p = c.rtxNxt
+		}
+		end := c.dataEnd()
+		avail := 0
+		if p.LessThan(end) {
+			avail = int(p.Size(end))
+		}
+		n := min(avail, c.sndMSS)
+		// RFC 9293 §3.8.6: never send beyond the peer's window.
+		wndEnd := c.sndUna.Add(seqnum.Size(c.sndWnd))
+		if wndEnd.LessThanEq(p) {
+			n = 0
+		} else {
+			n = min(n, int(p.Size(wndEnd)))
+		}
+		if rtx {
+			n = min(n, int(p.Size(c.sndNxt)))
+		}
+		last := p.Add(seqnum.Size(n)) == end
+		// A retransmission carries the FIN only if the FIN was sent before;
+		// new data carries it the first time.
+		fin := c.finQueued && last && rtx == c.finSent()
+		if n == 0 && !fin {
+			if avail > 0 && c.sndWnd == 0 && !c.timerArmed(TimerRetransmit) {
+				// Zero window: keep probing it (RFC 9293 §3.8.6.1).
+				c.armRetransmit(now)
+			}
+			return
+		}
+		c.tx = Segment{Seq: p, Flags: header.ACK}
+		if n > 0 {
+			off := int(c.sndBuf.Size(p))
+			c.tx.Payload = c.snd.peek(off, n)
+			n = len(c.tx.Payload) // the ring may have cut it at its wrap
+			last = p.Add(seqnum.Size(n)) == end
+			fin = fin && last
+			if last {
+				c.tx.Flags |= header.PSH
+			}
+		}
+		if fin {
+			c.tx.Flags |= header.FIN
+		}
+		why := ReasonData
+		switch {
+		case rtx:
+			why = ReasonRetransmit
+		case n == 0:
+			why = ReasonFin
+		}
+		c.send(now, &c.tx, why, rtx)
+		next := p.Add(c.tx.Len())
+		if rtx {
+			c.rtxNxt = seqnum.Min(next, c.sndNxt)
+		} else {
+			c.sndNxt = next
+			c.rtxNxt = next
+		}
+		c.armRetransmit(now)
+		c.armUserTimeout(now)
+	}
+}

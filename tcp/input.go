@@ -1,0 +1,597 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/tcpstate/tcpstate/header"
+	"github.com/tcpstate/tcpstate/seqnum"
+)
+
+// Input is the SEGMENT ARRIVES event (RFC 9293 §3.10.7): it processes one
+// arriving segment in the RFC's order, changes state, and sends what the
+// rules say to send. The segment is only read during the call.
+func (c *Conn) Input(now time.Time, seg *Segment) {
+	c.curKind, c.curSeg = CauseSegment, seg
+	if c.obs != nil {
+		c.emit(&Event{Time: now, Type: EventSegmentIn, Segment: seg.Info()})
+	}
+	switch c.state {
+	case Closed:
+		c.inputClosed(now, seg)
+	case Listen:
+		c.inputListen(now, seg)
+	case SynSent:
+		c.inputSynSent(now, seg)
+	default:
+		c.inputSynchronized(now, seg)
+	}
+	c.curSeg = nil
+}
+
+func (c *Conn) drop(now time.Time, seg *Segment, why Reason) {
+	if c.obs != nil {
+		c.emit(&Event{Time: now, Type: EventDrop, Segment: seg.Info(), Reason: why})
+	}
+}
+
+// ResetFor returns the reply RFC 9293 §3.10.7.1 gives to a segment that
+// arrives for no connection (the CLOSED state): nothing for an RST;
+// otherwise <SEQ=SEG.ACK><CTL=RST> if the segment has ACK, or
+// <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK> if it has not.
+func ResetFor(seg *Segment) (Segment, bool) {
+	if seg.Flags&header.RST != 0 {
+		return Segment{}, false
+	}
+	if seg.Flags&header.ACK != 0 {
+		return Segment{Seq: seg.Ack, Flags: header.RST}, true
+	}
+	return Segment{Seq: 0, Ack: seg.Seq.Add(seg.Len()), Flags: header.RST | header.ACK}, true
+}
+
+// inputClosed: RFC 9293 §3.10.7.1, "If the state is CLOSED (i.e., TCB does
+// not exist) then all data in the incoming segment is discarded."
+func (c *Conn) inputClosed(now time.Time, seg *Segment) {
+	c.drop(now, seg, ReasonResetNoConn)
+	if rst, ok := ResetFor(seg); ok {
+		c.tx = rst
+		c.send(now, &c.tx, ReasonResetNoConn, false)
+	}
+}
+
+// inputListen: RFC 9293 §3.10.7.2.
+func (c *Conn) inputListen(now time.Time, seg *Segment) {
+	// "First, check for a RST: An incoming RST segment could not be valid
+	// since it could not have been sent in response to anything sent by
+	// this incarnation of the connection. An incoming RST should be
+	// ignored."
+	if seg.Flags&header.RST != 0 {
+		c.drop(now, seg, ReasonRstIgnored)
+		return
+	}
+	// "Second, check for an ACK: Any acknowledgment is bad if it arrives
+	// on a connection still in the LISTEN state. An acceptable reset
+	// segment should be formed for any arriving ACK-bearing segment."
+	if seg.Flags&header.ACK != 0 {
+		c.drop(now, seg, ReasonResetBadAck)
+		c.sendReset(now, seg.Ack, ReasonResetBadAck)
+		return
+	}
+	// "Third, check for a SYN": set RCV.NXT to SEG.SEQ+1, IRS to SEG.SEQ,
+	// send <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, SND.NXT to ISS+1, SND.UNA
+	// to ISS, and enter SYN-RECEIVED. Text and other controls arriving
+	// with the SYN are dropped; the peer sends them again.
+	if seg.Flags&header.SYN != 0 {
+		c.irs = seg.Seq
+		c.rcvNxt = seg.Seq.Add(1)
+		c.rcvUP = c.rcvNxt
+		c.sndUna, c.sndNxt, c.rtxNxt = c.iss, c.iss.Add(1), c.iss.Add(1)
+		c.sndBuf = c.iss.Add(1)
+		c.takeSynOptions(seg)
+		c.sndWnd = uint32(seg.Window) // RFC 7323 §2.2: a SYN's window is never scaled
+		c.setState(now, SynReceived)
+		c.sendSyn(now, true, false)
+		return
+	}
+	// "Fourth, other data or control: ... drop the segment and return."
+	c.drop(now, seg, ReasonBadState)
+}
+
+// takeSynOptions records what the peer's SYN announces: its MSS (RFC 9293
+// §3.7.1). The largest segment we send is the smaller of its MSS and ours.
+func (c *Conn) takeSynOptions(seg *Segment) {
+	if seg.Options.HasMSS && seg.Options.MSS > 0 {
+		c.sndMSS = min(int(seg.Options.MSS), int(c.cfg.mss()))
+	} else {
+		c.sndMSS = min(c.defaultSendMSS(), int(c.cfg.mss()))
+	}
+}
+
+// inputSynSent: RFC 9293 §3.10.7.3.
+func (c *Conn) inputSynSent(now time.Time, seg *Segment) {
+	ack := seg.Flags&header.ACK != 0
+	// "First, check the ACK bit: If SEG.ACK =< ISS or SEG.ACK > SND.NXT,
+	// send a reset (unless the RST bit is set, if so drop the segment and
+	// return) <SEQ=SEG.ACK><CTL=RST> and discard the segment."
+	if ack && (seg.Ack.LessThanEq(c.iss) || seg.Ack.GreaterThan(c.sndNxt)) {
+		c.drop(now, seg, ReasonResetBadAck)
+		if seg.Flags&header.RST == 0 {
+			c.sendReset(now, seg.Ack, ReasonResetBadAck)
+		}
+		return
+	}
+	// "Second, check the RST bit: If the ACK was acceptable, then signal
+	// to the user "error: connection reset", drop the segment, enter
+	// CLOSED state, delete TCB, and return. Otherwise (no ACK), drop the
+	// segment and return." An RST answering our SYN is a refusal, and
+	// Go programs expect ECONNREFUSED for it.
+	if seg.Flags&header.RST != 0 {
+		if ack {
+			c.enterClosed(now, ErrConnectionRefused)
+			return
+		}
+		c.drop(now, seg, ReasonRstIgnored)
+		return
+	}
+	// Third, the security check has nothing to compare here.
+	//
+	// "Fourth, check the SYN bit", reached only when the ACK is
+	// acceptable or absent.
+	if seg.Flags&header.SYN == 0 {
+		// "Fifth, if neither of the SYN or RST bits is set, then drop the
+		// segment and return."
+		c.drop(now, seg, ReasonBadState)
+		return
+	}
+	c.irs = seg.Seq
+	c.rcvNxt = seg.Seq.Add(1)
+	c.rcvUP = c.rcvNxt
+	c.takeSynOptions(seg)
+	if ack {
+		c.sndUna = seg.Ack
+	}
+	c.sndWnd = uint32(seg.Window)
+	c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
+	c.sndWL1, c.sndWL2 = seg.Seq, seg.Ack
+	if c.sndUna.GreaterThan(c.iss) {
+		// "If SND.UNA > ISS (our SYN has been ACKed), change the connection
+		// state to ESTABLISHED, form an ACK segment
+		// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it. Data or
+		// controls that were queued for transmission MAY be included."
+		c.onAckProgress(now)
+		c.setState(now, Established)
+		c.ackNow, c.ackReason = true, ReasonHandshakeAck
+		// "If there are other controls or text in the segment, then
+		// continue processing at the sixth step below where the URG bit
+		// is checked; otherwise, return."
+		if len(seg.Payload) > 0 || seg.Flags&(header.FIN|header.URG) != 0 {
+			c.processText(now, seg, seg.Seq.Add(1), seg.Payload, seg.Flags&header.FIN != 0)
+		}
+		c.flush(now)
+		return
+	}
+	// "Otherwise, enter SYN-RECEIVED, form a SYN,ACK segment
+	// <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> and send it." This is a
+	// simultaneous open (RFC 9293 Figure 7). Text with the SYN is not
+	// kept; the peer sends it again.
+	c.stopTimer(now, TimerRetransmit)
+	c.retries = 0
+	c.rto = c.cfg.initialRTO()
+	c.setState(now, SynReceived)
+	c.sendSyn(now, true, false)
+}
+
+// inputSynchronized handles the states from SYN-RECEIVED on: RFC 9293
+// §3.10.7.4 "Otherwise", with its eight steps in order.
+func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
+	seq := seg.Seq
+	payload := seg.Payload
+	syn := seg.Flags&header.SYN != 0
+	fin := seg.Flags&header.FIN != 0
+
+	if c.state == SynReceived && syn && seq == c.irs {
+		if seg.Flags&header.ACK == 0 {
+			// The peer's SYN again: our SYN,ACK was lost. Answer with the
+			// SYN,ACK rather than step one's bare ACK, which a peer in
+			// SYN-SENT would drop (Linux's tcp_check_req does the same).
+			c.drop(now, seg, ReasonDupSyn)
+			c.sendSyn(now, true, true)
+			return
+		}
+		// The peer's SYN,ACK crossing ours in a simultaneous open (RFC 9293
+		// Figure 7, line 6): its SYN was already received, so only the
+		// acknowledgment is new. Treat the SYN as the old part of a
+		// segment that straddles RCV.NXT ("only the new parts are
+		// processed") and go on.
+		seq = seq.Add(1)
+		syn = false
+	}
+
+	// First: check the sequence number (the four cases of RFC 9293
+	// §3.10.7.4).
+	segLen := seqnum.Size(len(payload))
+	if syn {
+		segLen++
+	}
+	if fin {
+		segLen++
+	}
+	wnd := seqnum.Size(c.rcvWindow())
+	if !c.acceptable(seq, segLen, wnd) {
+		if c.state == TimeWait && fin && seq.Add(segLen) == c.rcvNxt {
+			// The peer's FIN again: our last ACK was lost. "Acknowledge it,
+			// and restart the 2 MSL timeout" (eighth step, TIME-WAIT).
+			c.drop(now, seg, ReasonTimeWaitReack)
+			c.sendAck(now, ReasonTimeWaitReack)
+			c.startTimeWait(now)
+			return
+		}
+		zeroWindowProbe := wnd == 0 && seq == c.rcvNxt && !syn
+		if !zeroWindowProbe {
+			// "If an incoming segment is not acceptable, an acknowledgment
+			// should be sent in reply (unless the RST bit is set, if so
+			// drop the segment and return)."
+			c.drop(now, seg, ReasonOutOfWindow)
+			if seg.Flags&header.RST == 0 {
+				c.sendAck(now, ReasonOutOfWindow)
+			}
+			return
+		}
+		// "If the RCV.WND is zero, no segments will be acceptable, but
+		// special allowance should be made to accept valid ACKs, URGs,
+		// and RSTs": process the controls, drop the text and FIN, and
+		// acknowledge so the sender learns the window is still shut.
+		payload, fin = nil, false
+		c.ackNow, c.ackReason = true, ReasonOutOfWindow
+	}
+	// Trim what lies before RCV.NXT or beyond the window: "If a segment's
+	// contents straddle the boundary between old and new, only the new
+	// parts are processed."
+	if seq.LessThan(c.rcvNxt) {
+		skip := int(seq.Size(c.rcvNxt))
+		if syn {
+			skip-- // the SYN sits before the first data byte
+			syn = false
+		}
+		if skip >= len(payload) {
+			payload = nil
+		} else {
+			payload = payload[skip:]
+		}
+		seq = c.rcvNxt
+	}
+	if seq == c.rcvNxt && len(payload) > int(wnd) {
+		payload = payload[:wnd]
+		fin = false // the FIN lies beyond the window
+	}
+
+	// Second: check the RST bit, with RFC 5961 §3.2's rule that only an
+	// RST at exactly RCV.NXT resets the connection; one elsewhere in the
+	// window draws a challenge ACK.
+	if seg.Flags&header.RST != 0 {
+		if seg.Seq != c.rcvNxt {
+			c.drop(now, seg, ReasonChallengeAck)
+			c.sendAck(now, ReasonChallengeAck)
+			return
+		}
+		c.inputReset(now, seg)
+		return
+	}
+
+	// Third: security check — there is no compartment to compare.
+
+	// Fourth: check the SYN bit.
+	if syn {
+		if c.state == SynReceived && c.passive {
+			// "If the connection was initiated with a passive OPEN, then
+			// return this connection to the LISTEN state and return."
+			c.drop(now, seg, ReasonBadState)
+			c.returnToListen(now)
+			return
+		}
+		// RFC 5961 §4.2 via RFC 9293: a SYN in a synchronized state,
+		// whatever its sequence number, gets a challenge ACK and is
+		// dropped.
+		c.drop(now, seg, ReasonChallengeAck)
+		c.sendAck(now, ReasonChallengeAck)
+		return
+	}
+
+	// Fifth: check the ACK field. "If the ACK bit is off, drop the segment
+	// and return."
+	if seg.Flags&header.ACK == 0 {
+		c.drop(now, seg, ReasonNoAck)
+		c.flush(now)
+		return
+	}
+	if !c.processAck(now, seg, seq, payload, fin) {
+		return
+	}
+
+	// Sixth to eighth: the URG bit, the segment text and the FIN bit.
+	c.processText(now, seg, seq, payload, fin)
+	c.flush(now)
+}
+
+// acceptable is the sequence-number test of RFC 9293 §3.10.7.4, first
+// step:
+//
+//	Segment Length  Receive Window  Test
+//	0               0               SEG.SEQ = RCV.NXT
+//	0               >0              RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND
+//	>0              0               not acceptable
+//	>0              >0              RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND
+//	                                or RCV.NXT =< SEG.SEQ+SEG.LEN-1 < RCV.NXT+RCV.WND
+func (c *Conn) acceptable(seq seqnum.Value, segLen, wnd seqnum.Size) bool {
+	switch {
+	case segLen == 0 && wnd == 0:
+		return seq == c.rcvNxt
+	case segLen == 0:
+		return seq.InWindow(c.rcvNxt, wnd)
+	case wnd == 0:
+		return false
+	default:
+		return seq.InWindow(c.rcvNxt, wnd) || seq.Add(segLen-1).InWindow(c.rcvNxt, wnd)
+	}
+}
+
+// inputReset applies an acceptable RST (RFC 9293 §3.10.7.4, second step).
+func (c *Conn) inputReset(now time.Time, seg *Segment) {
+	switch c.state {
+	case SynReceived:
+		if c.passive {
+			// "If this connection was initiated with a passive OPEN (i.e.,
+			// came from the LISTEN state), then return this connection to
+			// LISTEN state and return. The user need not be informed."
+			c.returnToListen(now)
+			return
+		}
+		// "If this connection was initiated with an active OPEN (i.e., came
+		// from SYN-SENT state), then the connection was refused; signal
+		// the user "connection refused"."
+		c.enterClosed(now, ErrConnectionRefused)
+	case Established, FinWait1, FinWait2, CloseWait:
+		// "Any outstanding RECEIVEs and SEND should receive "reset"
+		// responses. All segment queues should be flushed."
+		c.enterClosed(now, ErrConnectionReset)
+	case TimeWait:
+		if c.cfg.RFC1337 {
+			// RFC 1337 §3: ignore RST in TIME-WAIT, so an old segment
+			// cannot cut the 2MSL wait short.
+			c.drop(now, seg, ReasonRstIgnored)
+			return
+		}
+		c.enterClosed(now, nil)
+	default:
+		// CLOSING, LAST-ACK: "enter the CLOSED state, delete the TCB, and
+		// return."
+		c.enterClosed(now, nil)
+	}
+}
+
+// returnToListen takes a passively opened connection from SYN-RECEIVED
+// back to LISTEN, forgetting the peer's SYN.
+func (c *Conn) returnToListen(now time.Time) {
+	c.stopAllTimers(now)
+	c.snd.reset()
+	c.rcv.reset()
+	c.retries = 0
+	c.rto = c.cfg.initialRTO()
+	c.ackNow = false
+	c.setState(now, Listen)
+}
+
+// processAck is the fifth step of RFC 9293 §3.10.7.4. It reports whether
+// processing goes on to the text and FIN.
+func (c *Conn) processAck(now time.Time, seg *Segment, seq seqnum.Value, payload []byte, fin bool) bool {
+	ack := seg.Ack
+	if c.state == SynReceived {
+		// "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state
+		// and continue processing with the variables below set to:
+		// SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK.
+		// If the segment acknowledgment is not acceptable, form a reset
+		// segment <SEQ=SEG.ACK><CTL=RST> and send it."
+		if !(c.sndUna.LessThan(ack) && ack.LessThanEq(c.sndNxt)) {
+			c.drop(now, seg, ReasonResetBadAck)
+			c.sendReset(now, ack, ReasonResetBadAck)
+			return false
+		}
+		c.sndWnd = uint32(seg.Window)
+		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
+		c.sndWL1, c.sndWL2 = seq, ack
+		c.setState(now, Established)
+		if c.closeAfter {
+			// A CLOSE that waited for ESTABLISHED (RFC 9293 §3.10.4,
+			// SYN-RECEIVED) goes ahead now.
+			c.queueFin(now, FinWait1)
+		}
+	}
+
+	// RFC 5961 §5.2: the ACK is acceptable only if
+	// (SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT; otherwise send an
+	// ACK and drop the segment. Above SND.NXT is RFC 9293's "ACK for
+	// something not yet sent".
+	if ack.GreaterThan(c.sndNxt) {
+		c.drop(now, seg, ReasonAckTooNew)
+		c.sendAck(now, ReasonAckTooNew)
+		return false
+	}
+	if ack.LessThan(c.sndUna.Sub(seqnum.Size(c.maxSndWnd))) {
+		c.drop(now, seg, ReasonOutOfWindow)
+		c.sendAck(now, ReasonOutOfWindow)
+		return false
+	}
+
+	switch c.state {
+	case LastAck:
+		// "The only thing that can arrive in this state is an
+		// acknowledgment of our FIN. If our FIN is now acknowledged,
+		// delete the TCB, enter the CLOSED state, and return."
+		c.ackSendQueue(now, ack)
+		if c.finAcked() {
+			c.enterClosed(now, nil)
+		}
+		return false
+	case TimeWait:
+		// "The only thing that can arrive in this state is a retransmission
+		// of the remote FIN. Acknowledge it, and restart the 2 MSL
+		// timeout." That is the eighth step's business; go on to it.
+		return true
+	}
+
+	// ESTABLISHED and the states that process ACKs as it does.
+	c.ackSendQueue(now, ack)
+	// "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be
+	// updated. If (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =<
+	// SEG.ACK)), set SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set
+	// SND.WL2 <- SEG.ACK."
+	if c.sndUna.LessThanEq(ack) && (c.sndWL1.LessThan(seq) || (c.sndWL1 == seq && c.sndWL2.LessThanEq(ack))) {
+		opened := c.sndWnd == 0 && seg.Window > 0
+		c.sndWnd = uint32(seg.Window)
+		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
+		c.sndWL1, c.sndWL2 = seq, ack
+		if opened && c.sndUna == c.sndNxt {
+			// The window reopened with nothing in flight: the probe timer
+			// has done its work.
+			c.stopTimer(now, TimerRetransmit)
+			c.retries = 0
+		}
+	}
+
+	switch c.state {
+	case FinWait1:
+		// "In addition to the processing for the ESTABLISHED state, if the
+		// FIN segment is now acknowledged, then enter FIN-WAIT-2 and
+		// continue processing in that state." When this same segment
+		// carries the peer's FIN in order, the eighth step takes the
+		// connection from FIN-WAIT-1 straight to TIME-WAIT ("if our FIN
+		// has been ACKed (perhaps in this segment)"), so stay for it.
+		if c.finAcked() && !(fin && seq == c.rcvNxt) {
+			c.setState(now, FinWait2)
+		}
+	case Closing:
+		// "In addition to the processing for the ESTABLISHED state, if the
+		// ACK acknowledges our FIN, then enter the TIME-WAIT state;
+		// otherwise, ignore the segment."
+		if c.finAcked() {
+			c.startTimeWait(now)
+		}
+		return false
+	}
+	return true
+}
+
+// ackSendQueue takes SEG.ACK into SND.UNA: "If SND.UNA < SEG.ACK =<
+// SND.NXT, then set SND.UNA <- SEG.ACK. Any segments on the retransmission
+// queue that are thereby entirely acknowledged are removed." A duplicate
+// ACK (SEG.ACK =< SND.UNA) changes nothing.
+func (c *Conn) ackSendQueue(now time.Time, ack seqnum.Value) {
+	if !c.sndUna.LessThan(ack) {
+		return
+	}
+	c.sndUna = ack
+	if c.rtxNxt.LessThan(ack) {
+		c.rtxNxt = ack
+	}
+	// Drop the acknowledged data bytes; the SYN and FIN hold no bytes.
+	dataAcked := ack
+	if end := c.dataEnd(); end.LessThan(dataAcked) {
+		dataAcked = end
+	}
+	if c.sndBuf.LessThan(dataAcked) {
+		c.snd.discard(int(c.sndBuf.Size(dataAcked)))
+		c.sndBuf = dataAcked
+	}
+	c.onAckProgress(now)
+}
+
+// processText is the sixth, seventh and eighth steps of RFC 9293
+// §3.10.7.4: the urgent pointer, the segment text and the FIN. seq and
+// payload have been trimmed to start at or after RCV.NXT and to end within
+// the window; fin is false when the FIN was trimmed away.
+func (c *Conn) processText(now time.Time, seg *Segment, seq seqnum.Value, payload []byte, fin bool) {
+	receiving := c.state == Established || c.state == FinWait1 || c.state == FinWait2
+
+	// Sixth: check the URG bit. "If the URG bit is set, RCV.UP <-
+	// max(RCV.UP,SEG.UP), and signal the user that the remote side has
+	// urgent data if the urgent pointer (RCV.UP) is in advance of the
+	// data consumed." Other states ignore it.
+	if receiving && seg.Flags&header.URG != 0 {
+		up := seg.Seq.Add(seqnum.Size(seg.Urgent))
+		if c.rcvUP.LessThan(up) {
+			c.rcvUP = up
+			c.urgent = true
+		}
+	}
+
+	// Seventh: process the segment text.
+	if len(payload) > 0 {
+		switch {
+		case !receiving:
+			// CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: "This should not
+			// occur since a FIN has been received from the remote side.
+			// Ignore the segment text."
+			c.drop(now, seg, ReasonTextAfterFin)
+			return
+		case seq != c.rcvNxt:
+			// Data beyond RCV.NXT: "Segments with higher beginning
+			// sequence numbers than RCV.NXT may be held for later
+			// processing". This connection does not hold them; an ACK
+			// tells the sender where the hole begins.
+			c.drop(now, seg, ReasonOutOfOrder)
+			c.ackNow, c.ackReason = true, ReasonOutOfOrder
+			return
+		default:
+			// "Once in the ESTABLISHED state, it is possible to deliver
+			// segment data to user RECEIVE buffers. ... it advances
+			// RCV.NXT over the data accepted, and adjusts RCV.WND as
+			// appropriate to the current buffer availability. ... Send
+			// an acknowledgment of the form:
+			// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>."
+			n := c.rcv.write(payload)
+			c.rcvNxt = c.rcvNxt.Add(seqnum.Size(n))
+			if n < len(payload) {
+				fin = false // the FIN follows bytes we could not take
+			}
+			c.ackNow, c.ackReason = true, ReasonAck
+		}
+	}
+
+	// Eighth: check the FIN bit. It counts only once every byte before it
+	// has arrived; a FIN beyond a hole is answered with an ACK for the
+	// hole.
+	if !fin {
+		return
+	}
+	if seq.Add(seqnum.Size(len(payload))) != c.rcvNxt {
+		c.ackNow, c.ackReason = true, ReasonOutOfOrder
+		return
+	}
+	// "If the FIN bit is set, signal the user "connection closing" and
+	// return any pending RECEIVEs with same message, advance RCV.NXT over
+	// the FIN, and send an acknowledgment for the FIN."
+	c.finRcvd = true
+	c.rcvNxt = c.rcvNxt.Add(1)
+	c.ackNow, c.ackReason = true, ReasonAck
+	switch c.state {
+	case SynReceived, Established:
+		c.setState(now, CloseWait)
+	case FinWait1:
+		// "If our FIN has been ACKed (perhaps in this segment), then enter
+		// TIME-WAIT, start the time-wait timer, turn off the other
+		// timers; otherwise, enter the CLOSING state."
+		if c.finAcked() {
+			c.startTimeWait(now)
+		} else {
+			c.setState(now, Closing)
+		}
+	case FinWait2:
+		// "Enter the TIME-WAIT state. Start the time-wait timer, turn off
+		// the other timers."
+		c.startTimeWait(now)
+	case TimeWait:
+		// "Remain in the TIME-WAIT state. Restart the 2 MSL time-wait
+		// timeout."
+		c.startTimeWait(now)
+	}
+	// CLOSE-WAIT, CLOSING, LAST-ACK: "Remain in the ... state."
+}

@@ -1,0 +1,74 @@
+package tcp
+
+// ring is a byte ring buffer: the connection's send and receive queues.
+// Its storage is allocated on first use, so an idle connection holds none.
+// Bytes are copied once, between the user's slice and the ring; segments
+// refer to the ring's storage through peek.
+type ring struct {
+	buf  []byte
+	head int // index of the first byte
+	n    int // bytes held
+	size int // capacity once allocated
+}
+
+func newRing(size int) ring { return ring{size: size} }
+
+func (r *ring) len() int  { return r.n }
+func (r *ring) free() int { return r.size - r.n }
+
+// write appends as much of p as fits and returns how much that was.
+func (r *ring) write(p []byte) int {
+	if len(p) == 0 {
+		return 0
+	}
+	if r.buf == nil {
+		r.buf = make([]byte, r.size)
+	}
+	n := min(len(p), r.free())
+	tail := (r.head + r.n) % r.size
+	c := copy(r.buf[tail:], p[:n])
+	copy(r.buf, p[c:n])
+	r.n += n
+	return n
+}
+
+// read moves up to len(p) bytes from the front of the ring into p.
+func (r *ring) read(p []byte) int {
+	n := min(len(p), r.n)
+	if n == 0 {
+		return 0
+	}
+	c := copy(p[:n], r.buf[r.head:])
+	copy(p[c:n], r.buf)
+	r.discard(n)
+	return n
+}
+
+// discard drops n bytes from the front.
+func (r *ring) discard(n int) {
+	n = min(n, r.n)
+	r.n -= n
+	if r.n == 0 {
+		r.head = 0
+		return
+	}
+	r.head = (r.head + n) % r.size
+}
+
+// peek returns up to n bytes starting off bytes from the front, as one
+// contiguous slice of the ring's storage: it stops early at the point where
+// the storage wraps.
+func (r *ring) peek(off, n int) []byte {
+	if off >= r.n || n <= 0 {
+		return nil
+	}
+	n = min(n, r.n-off)
+	start := (r.head + off) % r.size
+	n = min(n, r.size-start)
+	return r.buf[start : start+n]
+}
+
+// reset empties the ring and lets its storage go.
+func (r *ring) reset() {
+	r.buf, r.head, r.n = nil, 0, 0
+}
