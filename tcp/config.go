@@ -42,8 +42,8 @@ type Config struct {
 	MSS uint16
 
 	// SendBuffer and ReceiveBuffer size the connection's buffers in bytes.
-	// Default 64 KiB each. Without window scaling the advertised window
-	// is at most 65535.
+	// Default 65535 each: the largest window the 16-bit window field
+	// carries without window scaling.
 	SendBuffer, ReceiveBuffer int
 
 	// RFC1337 makes TIME-WAIT ignore RST segments, as RFC 1337 §3
@@ -63,7 +63,7 @@ const (
 	DefaultInitialRTO = time.Second
 	DefaultMaxRTO     = 120 * time.Second
 	DefaultMSS        = 1460
-	DefaultBuffer     = 64 << 10
+	DefaultBuffer     = 65535
 	// DefaultSendMSS is the MSS assumed for a peer that sends no MSS option
 	// (RFC 9293 §3.7.1: 536 for IPv4).
 	DefaultSendMSS = 536

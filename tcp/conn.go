@@ -282,6 +282,11 @@ func (c *Conn) send(now time.Time, seg *Segment, why Reason, rtx bool) {
 			c.ackNow = false // this segment carries the ACK owed
 		}
 	}
+	c.transmit(now, seg, why, rtx)
+}
+
+// transmit reports a segment and hands it to the Output as it is.
+func (c *Conn) transmit(now time.Time, seg *Segment, why Reason, rtx bool) {
 	if c.obs != nil {
 		c.emit(&Event{Time: now, Type: EventSegmentOut, Segment: seg.Info(), Reason: why, Retransmit: rtx})
 	}
@@ -341,16 +346,13 @@ func (c *Conn) flush(now time.Time) {
 	}
 }
 
-// sendData segments the send queue: retransmissions from rtxNxt first, then
-// new data from SND.NXT, within the peer's window and MSS, with the FIN on
-// the segment that ends the queue once the user has closed.
+// sendData segments the send queue from rtxNxt — which is SND.NXT unless a
+// timeout sent us back to resend — within the peer's window and MSS, with
+// the FIN on the segment that ends the queue once the user has closed. A
+// segment that starts as a retransmission may run on into new data.
 func (c *Conn) sendData(now time.Time) {
 	for {
-		p := c.sndNxt
-		rtx := c.rtxNxt.LessThan(c.sndNxt)
-		if rtx {
-			p = c.rtxNxt
-		}
+		p := c.rtxNxt
 		end := c.dataEnd()
 		avail := 0
 		if p.LessThan(end) {
@@ -364,13 +366,7 @@ func (c *Conn) sendData(now time.Time) {
 		} else {
 			n = min(n, int(p.Size(wndEnd)))
 		}
-		if rtx {
-			n = min(n, int(p.Size(c.sndNxt)))
-		}
-		last := p.Add(seqnum.Size(n)) == end
-		// A retransmission carries the FIN only if the FIN was sent before;
-		// new data carries it the first time.
-		fin := c.finQueued && last && rtx == c.finSent()
+		fin := c.finQueued && p.Add(seqnum.Size(n)) == end
 		if n == 0 && !fin {
 			if avail > 0 && c.sndWnd == 0 && !c.timerArmed(TimerRetransmit) {
 				// Zero window: keep probing it (RFC 9293 §3.8.6.1).
@@ -380,18 +376,17 @@ func (c *Conn) sendData(now time.Time) {
 		}
 		c.tx = Segment{Seq: p, Flags: header.ACK}
 		if n > 0 {
-			off := int(c.sndBuf.Size(p))
-			c.tx.Payload = c.snd.peek(off, n)
-			n = len(c.tx.Payload) // the ring may have cut it at its wrap
-			last = p.Add(seqnum.Size(n)) == end
-			fin = fin && last
-			if last {
+			c.tx.Payload = c.snd.peek(int(c.sndBuf.Size(p)), n)
+			if p.Add(seqnum.Size(len(c.tx.Payload))) == end {
 				c.tx.Flags |= header.PSH
+			} else {
+				fin = false // the ring's wrap cut the segment short
 			}
 		}
 		if fin {
 			c.tx.Flags |= header.FIN
 		}
+		rtx := p.LessThan(c.sndNxt)
 		why := ReasonData
 		switch {
 		case rtx:
@@ -400,12 +395,9 @@ func (c *Conn) sendData(now time.Time) {
 			why = ReasonFin
 		}
 		c.send(now, &c.tx, why, rtx)
-		next := p.Add(c.tx.Len())
-		if rtx {
-			c.rtxNxt = seqnum.Min(next, c.sndNxt)
-		} else {
-			c.sndNxt = next
-			c.rtxNxt = next
+		c.rtxNxt = p.Add(c.tx.Len())
+		if c.sndNxt.LessThan(c.rtxNxt) {
+			c.sndNxt = c.rtxNxt
 		}
 		c.armRetransmit(now)
 		c.armUserTimeout(now)

@@ -54,7 +54,7 @@ func (c *Conn) inputClosed(now time.Time, seg *Segment) {
 	c.drop(now, seg, ReasonResetNoConn)
 	if rst, ok := ResetFor(seg); ok {
 		c.tx = rst
-		c.send(now, &c.tx, ReasonResetNoConn, false)
+		c.transmit(now, &c.tx, ReasonResetNoConn, false)
 	}
 }
 
@@ -401,8 +401,10 @@ func (c *Conn) processAck(now time.Time, seg *Segment, seq seqnum.Value, payload
 		c.setState(now, Established)
 		if c.closeAfter {
 			// A CLOSE that waited for ESTABLISHED (RFC 9293 §3.10.4,
-			// SYN-RECEIVED) goes ahead now.
+			// SYN-RECEIVED) goes ahead now, as the user's call.
+			c.curKind, c.curCall = CauseCall, CallClose
 			c.queueFin(now, FinWait1)
+			c.curKind = CauseSegment
 		}
 	}
 
@@ -449,9 +451,12 @@ func (c *Conn) processAck(now time.Time, seg *Segment, seq seqnum.Value, payload
 		c.sndWnd = uint32(seg.Window)
 		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
 		c.sndWL1, c.sndWL2 = seq, ack
-		if opened && c.sndUna == c.sndNxt {
-			// The window reopened with nothing in flight: the probe timer
-			// has done its work.
+		if opened {
+			// The window reopened. Whatever was sent beyond the shut window
+			// (a probe's byte) was not taken: send it again now, with what
+			// follows, rather than wait for the RTO. The probe timer has
+			// done its work.
+			c.rtxNxt = c.sndUna
 			c.stopTimer(now, TimerRetransmit)
 			c.retries = 0
 		}
