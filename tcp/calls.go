@@ -21,7 +21,7 @@ func (c *Conn) Connect(now time.Time, iss seqnum.Value) error {
 	if !c.id.Remote.IsValid() || c.id.Remote.Port() == 0 {
 		return ErrForeignUnspecified
 	}
-	c.passive = false
+	c.resetTCB()
 	c.iss = iss
 	c.sndUna, c.sndNxt, c.rtxNxt = iss, iss.Add(1), iss.Add(1)
 	c.sndBuf = iss.Add(1)
@@ -43,6 +43,7 @@ func (c *Conn) Listen(now time.Time, iss seqnum.Value) error {
 	if c.state != Closed {
 		return ErrConnectionExists
 	}
+	c.resetTCB()
 	c.passive = true
 	c.iss = iss
 	c.setState(now, Listen)
@@ -216,6 +217,6 @@ func (c *Conn) closedErr() error {
 
 func (c *Conn) callEvent(now time.Time) {
 	if c.obs != nil {
-		c.emit(&Event{Time: now, Type: EventCall, Call: c.curCall})
+		c.emit(Event{Time: now, Type: EventCall, Call: c.curCall})
 	}
 }

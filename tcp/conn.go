@@ -84,12 +84,13 @@ type Conn struct {
 	retries int
 
 	// What the current call is handling, for the causes of events.
-	curSeg   *Segment
+	curSeg   SegmentInfo
 	curCall  Call
 	curTimer Timer
 	curKind  CauseKind
 
 	tx Segment // scratch for outgoing segments, so sending allocates nothing
+	ev Event   // scratch for events, so observing allocates nothing
 }
 
 // NewConn returns a connection in the CLOSED state for the sockets id.
@@ -99,18 +100,24 @@ func NewConn(id Tuple, cfg *Config, out Output) *Conn {
 	if cfg == nil {
 		cfg = &Config{}
 	}
-	c := &Conn{
-		id:    id,
-		cfg:   cfg,
-		out:   out,
-		obs:   cfg.Observer,
+	c := &Conn{id: id, cfg: cfg, out: out, obs: cfg.Observer}
+	c.resetTCB()
+	return c
+}
+
+// resetTCB gives the connection a fresh TCB in the CLOSED state, keeping
+// only its sockets, settings and attachments: an OPEN on a connection that
+// has ended starts a new incarnation with nothing of the old one.
+func (c *Conn) resetTCB() {
+	*c = Conn{
+		id: c.id, cfg: c.cfg, out: c.out, obs: c.obs, user: c.user,
+		curKind: c.curKind, curCall: c.curCall,
 		state: Closed,
-		snd:   newRing(cfg.sendBuffer()),
-		rcv:   newRing(cfg.receiveBuffer()),
-		rto:   cfg.initialRTO(),
+		snd:   newRing(c.cfg.sendBuffer()),
+		rcv:   newRing(c.cfg.receiveBuffer()),
+		rto:   c.cfg.initialRTO(),
 	}
 	c.sndMSS = c.defaultSendMSS()
-	return c
 }
 
 // ID returns the connection's sockets.
@@ -228,7 +235,7 @@ func (c *Conn) setState(now time.Time, s State) {
 	from := c.state
 	c.state = s
 	if c.obs != nil {
-		c.emit(&Event{Time: now, Type: EventState, From: from, To: s, Cause: c.cause()})
+		c.emit(Event{Time: now, Type: EventState, From: from, To: s, Cause: c.cause()})
 	}
 }
 
@@ -236,19 +243,20 @@ func (c *Conn) setState(now time.Time, s State) {
 func (c *Conn) cause() Cause {
 	switch c.curKind {
 	case CauseSegment:
-		if c.curSeg != nil {
-			return Cause{Kind: CauseSegment, Segment: c.curSeg.Info()}
-		}
+		return Cause{Kind: CauseSegment, Segment: c.curSeg}
 	case CauseTimer:
 		return Cause{Kind: CauseTimer, Timer: c.curTimer}
 	}
 	return Cause{Kind: CauseCall, Call: c.curCall}
 }
 
-func (c *Conn) emit(e *Event) {
+// emit hands an event to the observer. The observer must not call back
+// into the Conn.
+func (c *Conn) emit(e Event) {
 	e.Conn = c.id
 	e.State = c.state
-	c.obs.Observe(e)
+	c.ev = e
+	c.obs.Observe(&c.ev)
 }
 
 // enterClosed ends the connection with err (nil for a normal end): the
@@ -288,7 +296,7 @@ func (c *Conn) send(now time.Time, seg *Segment, why Reason, rtx bool) {
 // transmit reports a segment and hands it to the Output as it is.
 func (c *Conn) transmit(now time.Time, seg *Segment, why Reason, rtx bool) {
 	if c.obs != nil {
-		c.emit(&Event{Time: now, Type: EventSegmentOut, Segment: seg.Info(), Reason: why, Retransmit: rtx})
+		c.emit(Event{Time: now, Type: EventSegmentOut, Segment: seg.Info(), Reason: why, Retransmit: rtx})
 	}
 	if c.out != nil {
 		c.out.Send(c, seg)

@@ -11,9 +11,10 @@ import (
 // arriving segment in the RFC's order, changes state, and sends what the
 // rules say to send. The segment is only read during the call.
 func (c *Conn) Input(now time.Time, seg *Segment) {
-	c.curKind, c.curSeg = CauseSegment, seg
+	c.curKind = CauseSegment
 	if c.obs != nil {
-		c.emit(&Event{Time: now, Type: EventSegmentIn, Segment: seg.Info()})
+		c.curSeg = seg.Info()
+		c.emit(Event{Time: now, Type: EventSegmentIn, Segment: c.curSeg})
 	}
 	switch c.state {
 	case Closed:
@@ -25,12 +26,11 @@ func (c *Conn) Input(now time.Time, seg *Segment) {
 	default:
 		c.inputSynchronized(now, seg)
 	}
-	c.curSeg = nil
 }
 
 func (c *Conn) drop(now time.Time, seg *Segment, why Reason) {
 	if c.obs != nil {
-		c.emit(&Event{Time: now, Type: EventDrop, Segment: seg.Info(), Reason: why})
+		c.emit(Event{Time: now, Type: EventDrop, Segment: seg.Info(), Reason: why})
 	}
 }
 
@@ -371,6 +371,12 @@ func (c *Conn) inputReset(now time.Time, seg *Segment) {
 // returnToListen takes a passively opened connection from SYN-RECEIVED
 // back to LISTEN, forgetting the peer's SYN.
 func (c *Conn) returnToListen(now time.Time) {
+	if c.closeAfter {
+		// The user has already closed it: there is no listener to go
+		// back to.
+		c.enterClosed(now, nil)
+		return
+	}
 	c.stopAllTimers(now)
 	c.snd.reset()
 	c.rcv.reset()

@@ -31,7 +31,7 @@ func (c *Conn) HandleTimeout(now time.Time) {
 		c.timers[t] = time.Time{}
 		c.curKind, c.curTimer = CauseTimer, t
 		if c.obs != nil {
-			c.emit(&Event{Time: now, Type: EventTimerFired, Timer: t})
+			c.emit(Event{Time: now, Type: EventTimerFired, Timer: t})
 		}
 		switch t {
 		case TimerTimeWait:
@@ -154,7 +154,7 @@ func (c *Conn) timerArmed(t Timer) bool { return !c.timers[t].IsZero() }
 func (c *Conn) setTimer(now time.Time, t Timer, at time.Time) {
 	c.timers[t] = at
 	if c.obs != nil {
-		c.emit(&Event{Time: now, Type: EventTimerSet, Timer: t, Deadline: at})
+		c.emit(Event{Time: now, Type: EventTimerSet, Timer: t, Deadline: at})
 	}
 }
 
@@ -164,7 +164,7 @@ func (c *Conn) stopTimer(now time.Time, t Timer) {
 	}
 	c.timers[t] = time.Time{}
 	if c.obs != nil {
-		c.emit(&Event{Time: now, Type: EventTimerStopped, Timer: t})
+		c.emit(Event{Time: now, Type: EventTimerStopped, Timer: t})
 	}
 }
 
