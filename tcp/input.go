@@ -403,7 +403,7 @@ func (c *Conn) processAck(now time.Time, seg *Segment, seq seqnum.Value, payload
 		}
 		c.sndWnd = uint32(seg.Window)
 		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
-		c.sndWL1, c.sndWL2 = seq, ack
+		c.sndWL1, c.sndWL2 = seg.Seq, ack
 		c.setState(now, Established)
 		if c.closeAfter {
 			// A CLOSE that waited for ESTABLISHED (RFC 9293 §3.10.4,
@@ -452,11 +452,11 @@ func (c *Conn) processAck(now time.Time, seg *Segment, seq seqnum.Value, payload
 	// updated. If (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =<
 	// SEG.ACK)), set SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set
 	// SND.WL2 <- SEG.ACK."
-	if c.sndUna.LessThanEq(ack) && (c.sndWL1.LessThan(seq) || (c.sndWL1 == seq && c.sndWL2.LessThanEq(ack))) {
+	if c.sndUna.LessThanEq(ack) && (c.sndWL1.LessThan(seg.Seq) || (c.sndWL1 == seg.Seq && c.sndWL2.LessThanEq(ack))) {
 		opened := c.sndWnd == 0 && seg.Window > 0
 		c.sndWnd = uint32(seg.Window)
 		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
-		c.sndWL1, c.sndWL2 = seq, ack
+		c.sndWL1, c.sndWL2 = seg.Seq, ack
 		if opened {
 			// The window reopened. Whatever was sent beyond the shut window
 			// (a probe's byte) was not taken: send it again now, with what
