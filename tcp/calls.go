@@ -113,22 +113,32 @@ func (c *Conn) Read(now time.Time, p []byte) (int, error) {
 	return 0, nil
 }
 
-// maybeWindowUpdate sends a window update after a read when the window's
-// right edge can move by enough to matter: at least a full segment or half
-// the buffer, whichever is less — receiver-side silly window syndrome
-// avoidance (RFC 9293 §3.8.6.2.2).
+// maybeWindowUpdate sends a window update after a read, but only when it
+// matters to the sender: when the window we last advertised has become
+// small — less than half of what we could offer now — and the right edge
+// can move by at least a full segment or half the buffer, whichever is
+// less. The second condition is receiver-side silly window syndrome
+// avoidance (RFC 9293 §3.8.6.2.2); the first keeps a steady stream from
+// drawing a pure window update after every read (Linux's
+// tcp_cleanup_rbuf waits for the window to double, too). A larger window
+// otherwise rides on the next ACK.
 func (c *Conn) maybeWindowUpdate(now time.Time) {
 	switch c.state {
 	case Established, FinWait1, FinWait2:
 	default:
 		return
 	}
-	edge := c.rcvNxt.Add(seqnum.Size(c.rcvWindow()))
+	wnd := c.rcvWindow()
+	edge := c.rcvNxt.Add(seqnum.Size(wnd))
 	if !c.rcvAdv.LessThan(edge) {
 		return
 	}
+	advertised := uint32(0)
+	if c.rcvNxt.LessThan(c.rcvAdv) {
+		advertised = uint32(c.rcvNxt.Size(c.rcvAdv))
+	}
 	step := min(c.rcv.size/2, int(c.cfg.mss()))
-	if int(c.rcvAdv.Size(edge)) >= step {
+	if 2*advertised <= wnd && int(c.rcvAdv.Size(edge)) >= step {
 		c.sendAck(now, ReasonWindowUpdate)
 	}
 }

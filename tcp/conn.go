@@ -217,9 +217,6 @@ func (c *Conn) Status() Status {
 // FIN, once queued, takes this number.
 func (c *Conn) dataEnd() seqnum.Value { return c.sndBuf.Add(seqnum.Size(c.snd.len())) }
 
-// finSent reports whether our FIN has been sent at least once.
-func (c *Conn) finSent() bool { return c.finQueued && c.finSeq.LessThan(c.sndNxt) }
-
 // finAcked reports whether the peer has acknowledged our FIN.
 func (c *Conn) finAcked() bool { return c.finQueued && c.finSeq.LessThan(c.sndUna) }
 

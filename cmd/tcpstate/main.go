@@ -1,0 +1,53 @@
+// Command tcpstate is the command line of tcpstate, a TCP/IP stack whose
+// connection state machine you can watch.
+//
+//	tcpstate demo --list            name the scenarios
+//	tcpstate demo                   run every scenario, in order
+//	tcpstate demo close fin-ack     run some of them
+//	tcpstate demo close --format json
+//
+// The demo plays the article's walk through the TCP state diagram in a
+// deterministic simulator and draws each scenario as a ladder diagram, or
+// prints its events as JSON lines. It needs no privileges and no network.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes the command line args, writing to stdout and stderr, and
+// returns the process's exit code. Errors are one line on stderr.
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(stderr, "tcpstate:", err)
+		return 1
+	}
+	return 0
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "tcpstate",
+		Short: "A TCP/IP stack whose connection state machine you can watch",
+		Long: "tcpstate is a userspace TCP/IP stack (RFC 9293) whose every state change,\n" +
+			"segment and timer is observable. Its demo plays the classic scenarios of the\n" +
+			"TCP state diagram and draws them as ladder diagrams.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.AddCommand(newDemoCmd())
+	return root
+}
