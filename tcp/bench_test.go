@@ -39,20 +39,25 @@ type nopObserver struct{ n int }
 
 func (o *nopObserver) Observe(e *Event) { o.n++ }
 
-func benchTransfer(b *testing.B, obs Observer) {
-	cfg := &Config{Observer: obs}
-	now := t0
-	la, lb := &loop{now: &now}, &loop{now: &now}
-	ca := NewConn(Tuple{Local: sockA, Remote: sockB}, cfg, la)
-	cb := NewConn(Tuple{Local: sockB, Remote: sockA}, cfg, lb)
+// loopPair returns two established Conns joined back to back.
+func loopPair(tb testing.TB, cfg *Config) (now time.Time, ca, cb *Conn, la, lb *loop) {
+	now = t0
+	la, lb = &loop{now: &now}, &loop{now: &now}
+	ca = NewConn(Tuple{Local: sockA, Remote: sockB}, cfg, la)
+	cb = NewConn(Tuple{Local: sockB, Remote: sockA}, cfg, lb)
 	la.peer, lb.peer = cb, ca
 	la.q, lb.q = make([]Segment, 0, 64), make([]Segment, 0, 64)
 	cb.Listen(now, 300)
 	ca.Connect(now, 100)
 	pump(now, la, lb)
-	if ca.State() != Established {
-		b.Fatal("no handshake")
+	if ca.State() != Established || cb.State() != Established {
+		tb.Fatal("no handshake")
 	}
+	return now, ca, cb, la, lb
+}
+
+func benchTransfer(b *testing.B, obs Observer) {
+	now, ca, cb, la, lb := loopPair(b, &Config{Observer: obs})
 	chunk := make([]byte, 16<<10)
 	sink := make([]byte, 64<<10)
 	b.SetBytes(int64(len(chunk)))
@@ -79,16 +84,7 @@ func BenchmarkTransferObserved(b *testing.B) { benchTransfer(b, &nopObserver{}) 
 // TestTransferAllocatesNothing: in steady state, sending, receiving and
 // acknowledging data allocates nothing when nobody observes.
 func TestTransferAllocatesNothing(t *testing.T) {
-	now := t0
-	la, lb := &loop{now: &now}, &loop{now: &now}
-	cfg := &Config{}
-	ca := NewConn(Tuple{Local: sockA, Remote: sockB}, cfg, la)
-	cb := NewConn(Tuple{Local: sockB, Remote: sockA}, cfg, lb)
-	la.peer, lb.peer = cb, ca
-	la.q, lb.q = make([]Segment, 0, 64), make([]Segment, 0, 64)
-	cb.Listen(now, 300)
-	ca.Connect(now, 100)
-	pump(now, la, lb)
+	now, ca, cb, la, lb := loopPair(t, &Config{})
 	chunk := make([]byte, 8<<10)
 	sink := make([]byte, 64<<10)
 	step := func() {
