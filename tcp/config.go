@@ -1,6 +1,11 @@
 package tcp
 
-import "time"
+import (
+	"fmt"
+	"time"
+
+	"github.com/tcpstate/tcpstate/tcp/cc"
+)
 
 // Config holds the settings of a connection. The zero value of each field
 // means its default, so a zero Config behaves like Linux out of the box.
@@ -15,6 +20,10 @@ type Config struct {
 	// been measured (RFC 6298 §2.1). Default 1 s. Each expiry doubles it
 	// (RFC 6298 §5.5) up to MaxRTO.
 	InitialRTO time.Duration
+
+	// MinRTO is the least retransmission timeout computed from RTT
+	// samples (RFC 6298 §2.4). Default 200 ms, as Linux.
+	MinRTO time.Duration
 
 	// MaxRTO caps the retransmission timeout. Default 120 s, as Linux.
 	MaxRTO time.Duration
@@ -46,6 +55,39 @@ type Config struct {
 	// carries without window scaling.
 	SendBuffer, ReceiveBuffer int
 
+	// NoWindowScale, NoTimestamps and NoSACK turn off offering the window
+	// scale option (RFC 7323 §2), timestamps (RFC 7323 §3) and SACK
+	// (RFC 2018). Each is used only when both sides offer it.
+	NoWindowScale, NoTimestamps, NoSACK bool
+
+	// NoDelay turns off Nagle's algorithm (RFC 9293 §3.7.4), which holds
+	// back a small segment while data is unacknowledged.
+	NoDelay bool
+
+	// AckDelay is how long an ACK for in-order data may wait for more
+	// data or a reply to ride on (RFC 9293 §3.8.6.3, RFC 1122 §4.2.3.2).
+	// A second full-sized segment, out-of-order data or a window change
+	// are acknowledged at once. Default 40 ms (Linux's minimum); at most
+	// 200 ms; negative acknowledges everything at once.
+	AckDelay time.Duration
+
+	// CongestionControl names the algorithm of package cc: "cubic" (the
+	// default) or "newreno".
+	CongestionControl string
+
+	// InitialWindow is the initial congestion window in segments. Default
+	// 10 (RFC 6928).
+	InitialWindow int
+
+	// KeepAlive turns on keep-alive probes (RFC 1122 §4.2.3.6): after
+	// KeepAliveIdle without traffic, a probe every KeepAliveInterval; after
+	// KeepAliveCount unanswered probes the connection ends with
+	// ErrTimeout. Defaults 2 h, 75 s and 9, as Linux.
+	KeepAlive         bool
+	KeepAliveIdle     time.Duration
+	KeepAliveInterval time.Duration
+	KeepAliveCount    int
+
 	// RFC1337 makes TIME-WAIT ignore RST segments, as RFC 1337 §3
 	// recommends against TIME-WAIT assassination. Off by default, as on
 	// Linux (net.ipv4.tcp_rfc1337 = 0), where RFC 9293 §3.10.7.4 has the
@@ -62,6 +104,9 @@ const (
 	DefaultMSL        = 30 * time.Second
 	DefaultInitialRTO = time.Second
 	DefaultMaxRTO     = 120 * time.Second
+	DefaultMinRTO     = 200 * time.Millisecond
+	DefaultAckDelay   = 40 * time.Millisecond
+	MaxAckDelay       = 200 * time.Millisecond
 	DefaultMSS        = 1460
 	DefaultBuffer     = 65535
 	// DefaultSendMSS is the MSS assumed for a peer that sends no MSS option
@@ -72,9 +117,41 @@ const (
 func (c *Config) msl() time.Duration        { return orDuration(c.MSL, DefaultMSL) }
 func (c *Config) initialRTO() time.Duration { return orDuration(c.InitialRTO, DefaultInitialRTO) }
 func (c *Config) maxRTO() time.Duration     { return orDuration(c.MaxRTO, DefaultMaxRTO) }
-func (c *Config) synRetries() int           { return orInt(c.SynRetries, 6) }
-func (c *Config) synAckRetries() int        { return orInt(c.SynAckRetries, 5) }
-func (c *Config) dataRetries() int          { return orInt(c.DataRetries, 15) }
+func (c *Config) minRTO() time.Duration     { return orDuration(c.MinRTO, DefaultMinRTO) }
+func (c *Config) keepAliveIdle() time.Duration {
+	return orDuration(c.KeepAliveIdle, 2*time.Hour)
+}
+func (c *Config) keepAliveInterval() time.Duration {
+	return orDuration(c.KeepAliveInterval, 75*time.Second)
+}
+func (c *Config) keepAliveCount() int { return orInt(c.KeepAliveCount, 9) }
+func (c *Config) initialWindow() int  { return orInt(c.InitialWindow, 10) }
+
+// ackDelay is the delayed-ACK timeout; zero means acknowledge at once.
+func (c *Config) ackDelay() time.Duration {
+	switch {
+	case c.AckDelay < 0:
+		return 0
+	case c.AckDelay == 0:
+		return DefaultAckDelay
+	}
+	return min(c.AckDelay, MaxAckDelay)
+}
+
+// Validate reports a setting that cannot work, such as an unknown
+// congestion control.
+func (c *Config) Validate() error {
+	if _, err := cc.New(c.CongestionControl, cc.Config{MSS: DefaultMSS}); err != nil {
+		return err
+	}
+	if c.MSS != 0 && c.MSS < 64 {
+		return fmt.Errorf("tcp: MSS %d is too small (at least 64)", c.MSS)
+	}
+	return nil
+}
+func (c *Config) synRetries() int    { return orInt(c.SynRetries, 6) }
+func (c *Config) synAckRetries() int { return orInt(c.SynAckRetries, 5) }
+func (c *Config) dataRetries() int   { return orInt(c.DataRetries, 15) }
 func (c *Config) mss() uint16 {
 	if c.MSS == 0 {
 		return DefaultMSS
