@@ -23,6 +23,7 @@ func (c *Conn) Connect(now time.Time, iss seqnum.Value) error {
 	}
 	c.resetTCB()
 	c.iss = iss
+	c.tsOffset = tsOffsetFor(iss)
 	c.sndUna, c.sndNxt, c.rtxNxt = iss, iss.Add(1), iss.Add(1)
 	c.sndBuf = iss.Add(1)
 	c.setState(now, SynSent)
@@ -46,6 +47,7 @@ func (c *Conn) Listen(now time.Time, iss seqnum.Value) error {
 	c.resetTCB()
 	c.passive = true
 	c.iss = iss
+	c.tsOffset = tsOffsetFor(iss)
 	c.setState(now, Listen)
 	return nil
 }
@@ -230,3 +232,9 @@ func (c *Conn) callEvent(now time.Time) {
 		c.emit(Event{Time: now, Type: EventCall, Call: c.curCall})
 	}
 }
+
+// tsOffsetFor derives the connection's timestamp offset from its ISS, which
+// the runtime already draws from a keyed hash (RFC 6528): timestamps then
+// say nothing about the host's clock or its other connections (RFC 7323
+// §5.4, §7.1).
+func tsOffsetFor(iss seqnum.Value) uint32 { return uint32(iss) * 2654435761 }

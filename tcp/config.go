@@ -51,8 +51,8 @@ type Config struct {
 	MSS uint16
 
 	// SendBuffer and ReceiveBuffer size the connection's buffers in bytes.
-	// Default 65535 each: the largest window the 16-bit window field
-	// carries without window scaling.
+	// Default 256 KiB each. Storage is allocated when data first flows.
+	// Without window scaling the advertised window is at most 65535.
 	SendBuffer, ReceiveBuffer int
 
 	// NoWindowScale, NoTimestamps and NoSACK turn off offering the window
@@ -108,7 +108,7 @@ const (
 	DefaultAckDelay   = 40 * time.Millisecond
 	MaxAckDelay       = 200 * time.Millisecond
 	DefaultMSS        = 1460
-	DefaultBuffer     = 65535
+	DefaultBuffer     = 256 << 10
 	// DefaultSendMSS is the MSS assumed for a peer that sends no MSS option
 	// (RFC 9293 §3.7.1: 536 for IPv4).
 	DefaultSendMSS = 536

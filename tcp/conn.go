@@ -21,6 +21,7 @@ import (
 
 	"github.com/tcpstate/tcpstate/header"
 	"github.com/tcpstate/tcpstate/seqnum"
+	"github.com/tcpstate/tcpstate/tcp/cc"
 )
 
 // Output receives the segments a Conn sends. The segment, and the payload
@@ -56,13 +57,44 @@ type Conn struct {
 	maxSndWnd      uint32 // MAX.SND.WND of RFC 5961 §5.2
 	sndWL1, sndWL2 seqnum.Value
 	sndMSS         int // largest payload we put in one segment
+	peerMSS        int // the MSS the peer announced
+
+	// Options agreed in the handshake (RFC 7323, RFC 2018).
+	wsOK, tsOK, sackOK bool
+	sndShift, rcvShift uint8 // window scale: the peer's, applied to SEG.WND; ours
+	tsRecent           uint32
+	tsOffset           uint32
+	lastAckSent        seqnum.Value
+
+	// The retransmission timer's estimator (RFC 6298).
+	srtt, rttvar, minRTT time.Duration
+	hasRTT, timing       bool
+	timedSeq             seqnum.Value
+	timedAt              time.Time
+
+	// Congestion control and loss recovery (RFC 5681, RFC 6582, RFC 6675).
+	cc         cc.Algorithm
+	sacked     rangeSet // what the peer has SACKed above SND.UNA
+	dupAcks    int
+	inRecovery bool
+	recover    seqnum.Value // RecoveryPoint: SND.NXT when recovery began
+	highRxt    seqnum.Value // HighRxt: the end of the last retransmission
+	lastSend   time.Time
 
 	// Receive sequence variables.
-	irs    seqnum.Value
-	rcvNxt seqnum.Value
-	rcvUP  seqnum.Value
-	urgent bool         // an urgent pointer ahead of the data read
-	rcvAdv seqnum.Value // right edge of the window last advertised
+	irs        seqnum.Value
+	rcvNxt     seqnum.Value
+	rcvUP      seqnum.Value
+	urgent     bool         // an urgent pointer ahead of the data read
+	rcvAdv     seqnum.Value // right edge of the window last advertised
+	ooo        rangeSet     // out-of-order data held in rcv beyond RCV.NXT
+	rcvMSS     int          // the largest segment received: "full-sized"
+	ackPend    int          // bytes received since our last ACK (delayed ACK)
+	peerFin    seqnum.Value // where the peer's FIN sits, once seen
+	peerFinSet bool
+	lastRecv   time.Time // when a segment last arrived (keep-alive)
+	probes     int       // unanswered zero-window probes
+	kaProbes   int       // unanswered keep-alive probes
 
 	// The queues. snd holds every byte from sndBuf (the first data byte
 	// not yet acknowledged) to the last one the user wrote; rcv holds
@@ -118,6 +150,11 @@ func (c *Conn) resetTCB() {
 		rto:   c.cfg.initialRTO(),
 	}
 	c.sndMSS = c.defaultSendMSS()
+	c.peerMSS = c.sndMSS
+	c.rcvMSS = DefaultSendMSS
+	if !c.cfg.NoWindowScale {
+		c.rcvShift = c.ourWindowShift()
+	}
 }
 
 // ID returns the connection's sockets.
@@ -221,8 +258,12 @@ func (c *Conn) dataEnd() seqnum.Value { return c.sndBuf.Add(seqnum.Size(c.snd.le
 func (c *Conn) finAcked() bool { return c.finQueued && c.finSeq.LessThan(c.sndUna) }
 
 // rcvWindow is RCV.WND: the free space of the receive queue, at most what
-// the 16-bit window field carries unscaled.
-func (c *Conn) rcvWindow() uint32 { return uint32(min(c.rcv.free(), 0xFFFF)) }
+// the 16-bit window field carries at our scale, and a multiple of the
+// scale so that what we advertise is exactly what we accept.
+func (c *Conn) rcvWindow() uint32 {
+	w := uint32(min(c.rcv.free(), 0xFFFF<<c.rcvShift))
+	return w >> c.rcvShift << c.rcvShift
+}
 
 // setState moves the connection to state s and reports the change.
 func (c *Conn) setState(now time.Time, s State) {
@@ -272,19 +313,25 @@ func (c *Conn) enterClosed(now time.Time, err error) {
 }
 
 // send fills in the fields every outgoing segment shares and hands it to
-// the Output. Segments with ACK carry RCV.NXT and advertise the window.
+// the Output. Segments with ACK carry RCV.NXT, advertise the window (scaled
+// but on SYNs, RFC 7323 §2.2) and carry the options in use; any ACK owed
+// or delayed rides on them.
 func (c *Conn) send(now time.Time, seg *Segment, why Reason, rtx bool) {
-	if seg.Flags&header.ACK != 0 {
-		seg.Ack = c.rcvNxt
-	}
 	if seg.Flags&header.RST == 0 {
 		wnd := c.rcvWindow()
-		seg.Window = uint16(wnd)
-		if seg.Flags&header.ACK != 0 {
-			c.rcvAdv = c.rcvNxt.Add(seqnum.Size(wnd))
+		if seg.Flags&header.SYN != 0 {
+			seg.Window = uint16(min(wnd, 0xFFFF))
+		} else {
+			seg.Window = uint16(wnd >> c.rcvShift)
+			c.segOptions(now, &seg.Options)
 		}
-		if seg.Flags&header.ACK != 0 && c.ackNow {
-			c.ackNow = false // this segment carries the ACK owed
+		if seg.Flags&header.ACK != 0 {
+			seg.Ack = c.rcvNxt
+			c.rcvAdv = c.rcvNxt.Add(seqnum.Size(wnd))
+			c.lastAckSent = c.rcvNxt
+			c.ackNow = false
+			c.ackPend = 0
+			c.stopTimer(now, TimerDelayedAck)
 		}
 	}
 	c.transmit(now, seg, why, rtx)
@@ -329,82 +376,12 @@ func (c *Conn) sendSyn(now time.Time, withAck bool, rtx bool) {
 	if rtx {
 		why = ReasonRetransmit
 	}
-	c.tx.Options.MSS, c.tx.Options.HasMSS = c.cfg.mss(), true
+	c.synOptions(now, &c.tx.Options, withAck)
+	if rtx {
+		c.karn()
+	} else {
+		c.startTiming(now, c.iss)
+	}
 	c.send(now, &c.tx, why, rtx)
 	c.armRetransmit(now)
-}
-
-// flush sends what the state and the windows allow: queued data, the FIN,
-// and any ACK that is owed (RFC 9293 §3.10.2, §3.10.7.4 seventh step).
-func (c *Conn) flush(now time.Time) {
-	switch c.state {
-	case Established, CloseWait, FinWait1, Closing, LastAck:
-		c.sendData(now)
-	}
-	if c.ackNow {
-		switch c.state {
-		case Closed, Listen, SynSent:
-		default:
-			c.sendAck(now, c.ackReason)
-		}
-		c.ackNow = false
-	}
-}
-
-// sendData segments the send queue from rtxNxt — which is SND.NXT unless a
-// timeout sent us back to resend — within the peer's window and MSS, with
-// the FIN on the segment that ends the queue once the user has closed. A
-// segment that starts as a retransmission may run on into new data.
-func (c *Conn) sendData(now time.Time) {
-	for {
-		p := c.rtxNxt
-		end := c.dataEnd()
-		avail := 0
-		if p.LessThan(end) {
-			avail = int(p.Size(end))
-		}
-		n := min(avail, c.sndMSS)
-		// RFC 9293 §3.8.6: never send beyond the peer's window.
-		wndEnd := c.sndUna.Add(seqnum.Size(c.sndWnd))
-		if wndEnd.LessThanEq(p) {
-			n = 0
-		} else {
-			n = min(n, int(p.Size(wndEnd)))
-		}
-		fin := c.finQueued && p.Add(seqnum.Size(n)) == end
-		if n == 0 && !fin {
-			if avail > 0 && c.sndWnd == 0 && !c.timerArmed(TimerRetransmit) {
-				// Zero window: keep probing it (RFC 9293 §3.8.6.1).
-				c.armRetransmit(now)
-			}
-			return
-		}
-		c.tx = Segment{Seq: p, Flags: header.ACK}
-		if n > 0 {
-			c.tx.Payload = c.snd.peek(int(c.sndBuf.Size(p)), n)
-			if p.Add(seqnum.Size(len(c.tx.Payload))) == end {
-				c.tx.Flags |= header.PSH
-			} else {
-				fin = false // the ring's wrap cut the segment short
-			}
-		}
-		if fin {
-			c.tx.Flags |= header.FIN
-		}
-		rtx := p.LessThan(c.sndNxt)
-		why := ReasonData
-		switch {
-		case rtx:
-			why = ReasonRetransmit
-		case n == 0:
-			why = ReasonFin
-		}
-		c.send(now, &c.tx, why, rtx)
-		c.rtxNxt = p.Add(c.tx.Len())
-		if c.sndNxt.LessThan(c.rtxNxt) {
-			c.sndNxt = c.rtxNxt
-		}
-		c.armRetransmit(now)
-		c.armUserTimeout(now)
-	}
 }

@@ -530,11 +530,19 @@ func TestZeroWindowProbe(t *testing.T) {
 	p.b.in(sent[1])
 	p.a.in(p.b.expect1(S("ACK", 301, 109, 0, "")))
 	p.a.expectNone()
-	// The window is shut; the RTO sends a one-byte probe.
+	// The window is shut and nothing is in flight: the persist timer
+	// probes with an old sequence number, which B must answer.
+	if d := p.a.c.Deadline(); d != p.k.now.Add(time.Second) || !p.a.c.Status().Timers[TimerPersist].Equal(d) {
+		t.Fatalf("persist timer at %v, want one RTO from now", d.Sub(p.k.now))
+	}
 	p.k.now = p.a.c.Deadline()
 	p.a.fire()
-	p.b.in(p.a.expect1(S("ACK", 109, 301, 8, "8")))
-	p.a.in(p.b.expect1(S("ACK", 301, 109, 0, ""))) // not taken
+	p.b.in(p.a.expect1(S("ACK", 108, 301, 8, "")))
+	p.a.in(p.b.expect1(S("ACK", 301, 109, 0, ""))) // still shut
+	// The next probe waits twice as long.
+	if d := p.a.c.Deadline(); d != p.k.now.Add(2*time.Second) {
+		t.Fatalf("second probe in %v, want 2s", d.Sub(p.k.now))
+	}
 	// The reader drains the buffer: B announces the open window.
 	buf := make([]byte, 8)
 	if n, _ := p.b.c.Read(p.k.now, buf); n != 8 {
@@ -549,22 +557,30 @@ func TestZeroWindowProbe(t *testing.T) {
 }
 
 // TestRetransmitGoesBack: after an RTO the sender resends from the first
-// unacknowledged byte, and an ACK covering more than the retransmission
-// moves on past it.
+// unacknowledged byte with a congestion window of one segment (RFC 5681
+// §3.1); the receiver, which kept the out-of-order segment, acknowledges
+// past it, and slow start resends the rest.
 func TestRetransmitGoesBack(t *testing.T) {
 	p := newPair(t, Config{MSS: 4})
 	p.established()
 	p.a.c.Write(p.k.now, []byte("aaaabbbbcc"))
 	sent := p.a.expect(S("ACK", 101, 301, Full, "aaaa"), S("ACK", 105, 301, Full, "bbbb"), S("ACK,PSH", 109, 301, Full, "cc"))
-	// The first is lost; B drops the others as out of order.
+	// The first and the last are lost; B keeps "bbbb" out of order.
 	p.b.in(sent[1])
-	p.b.expect1(S("ACK", 301, 101, Full, ""))
+	p.a.in(p.b.expect1(S("ACK", 301, 101, Full, "")))
 	p.k.advance(time.Second)
 	p.a.fire()
-	p.b.in(p.a.expect(S("ACK", 101, 301, Full, "aaaa"), S("ACK", 105, 301, Full, "bbbb"), S("ACK,PSH", 109, 301, Full, "cc"))[0])
-	p.a.in(p.b.expect1(S("ACK", 301, 105, Full-4, "")))
-	if st := p.a.c.Status(); st.Retransmits != 0 || st.RTO != time.Second {
-		t.Fatalf("backoff not reset by new ACK: %+v", st)
+	p.b.in(p.a.expect1(S("ACK", 101, 301, Full, "aaaa")))
+	// "aaaa" fills the hole: B delivers both and acknowledges 109 at once.
+	p.a.in(p.b.expect1(S("ACK", 301, 109, Full-8, "")))
+	p.b.in(p.a.expect1(S("ACK,PSH", 109, 301, Full, "cc")))
+	p.a.in(p.b.expect1(S("ACK", 301, 111, Full-10, "")))
+	buf := make([]byte, 16)
+	if n, _ := p.b.c.Read(p.k.now, buf); string(buf[:n]) != "aaaabbbbcc" {
+		t.Fatalf("B read %q", buf[:n])
+	}
+	if st := p.a.c.Status(); st.Retransmits != 0 || st.SendQueued != 0 {
+		t.Fatalf("backoff not reset by new ACK or data left: %+v", st)
 	}
 }
 

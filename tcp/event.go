@@ -149,10 +149,17 @@ const (
 	TimerTimeWait
 	// TimerUser is the user timeout (RFC 9293 §3.10.8, RFC 5482).
 	TimerUser
+	// TimerDelayedAck sends an ACK that waited for data to ride on
+	// (RFC 9293 §3.8.6.3).
+	TimerDelayedAck
+	// TimerPersist probes a peer's zero window (RFC 9293 §3.8.6.1).
+	TimerPersist
+	// TimerKeepAlive probes an idle connection (RFC 1122 §4.2.3.6).
+	TimerKeepAlive
 	numTimers
 )
 
-var timerNames = [...]string{"retransmission", "2MSL", "user timeout"}
+var timerNames = [...]string{"retransmission", "2MSL", "user timeout", "delayed ACK", "persist", "keepalive"}
 
 func (t Timer) String() string {
 	if int(t) < len(timerNames) {
@@ -173,27 +180,33 @@ const (
 	ReasonNone Reason = iota
 
 	// Why segments are sent.
-	ReasonOpen          // SYN of an active open
-	ReasonSynAck        // SYN,ACK answering a SYN
-	ReasonHandshakeAck  // ACK completing the three-way handshake
-	ReasonData          // new data
-	ReasonAck           // acknowledging data or a FIN
-	ReasonFin           // our FIN
-	ReasonRetransmit    // the retransmission timer expired
-	ReasonResetNoConn   // RST for a segment that belongs to no connection
-	ReasonResetBadAck   // RST for an ACK of something never sent
-	ReasonAbort         // RST from ABORT
-	ReasonChallengeAck  // challenge ACK (RFC 5961)
-	ReasonOutOfWindow   // segment outside the receive window (ack and drop)
-	ReasonAckTooNew     // ACK of data not yet sent (ack and drop)
-	ReasonOutOfOrder    // data beyond RCV.NXT, not yet deliverable
-	ReasonDupSyn        // retransmitted SYN seen in SYN-RECEIVED
-	ReasonWindowUpdate  // the receive window opened
-	ReasonNoAck         // ACK bit off in a synchronized state
-	ReasonBadState      // segment not expected in this state
-	ReasonRstIgnored    // RST not acceptable in this state
-	ReasonTextAfterFin  // data after the peer's FIN
-	ReasonTimeWaitReack // a FIN retransmitted into TIME-WAIT, re-acknowledged
+	ReasonOpen           // SYN of an active open
+	ReasonSynAck         // SYN,ACK answering a SYN
+	ReasonHandshakeAck   // ACK completing the three-way handshake
+	ReasonData           // new data
+	ReasonAck            // acknowledging data or a FIN
+	ReasonFin            // our FIN
+	ReasonRetransmit     // the retransmission timer expired
+	ReasonResetNoConn    // RST for a segment that belongs to no connection
+	ReasonResetBadAck    // RST for an ACK of something never sent
+	ReasonAbort          // RST from ABORT
+	ReasonChallengeAck   // challenge ACK (RFC 5961)
+	ReasonOutOfWindow    // segment outside the receive window (ack and drop)
+	ReasonAckTooNew      // ACK of data not yet sent (ack and drop)
+	ReasonOutOfOrder     // data beyond RCV.NXT, not yet deliverable
+	ReasonDupSyn         // retransmitted SYN seen in SYN-RECEIVED
+	ReasonWindowUpdate   // the receive window opened
+	ReasonNoAck          // ACK bit off in a synchronized state
+	ReasonBadState       // segment not expected in this state
+	ReasonRstIgnored     // RST not acceptable in this state
+	ReasonTextAfterFin   // data after the peer's FIN
+	ReasonTimeWaitReack  // a FIN retransmitted into TIME-WAIT, re-acknowledged
+	ReasonFastRetransmit // duplicate ACKs or SACK say a segment was lost (RFC 5681, RFC 6675)
+	ReasonProbe          // a zero-window probe (RFC 9293 §3.8.6.1)
+	ReasonKeepAlive      // a keep-alive probe (RFC 1122 §4.2.3.6)
+	ReasonDelayedAck     // the delayed-ACK timer expired
+	ReasonPAWS           // an old timestamp: protection against wrapped sequences (RFC 7323 §5)
+	ReasonDupAck         // a duplicate ACK, counted toward fast retransmit
 	numReasons
 )
 
@@ -220,6 +233,12 @@ var reasonText = [numReasons]string{
 	"RST not acceptable",
 	"data after FIN",
 	"FIN retransmitted into TIME-WAIT",
+	"fast retransmit",
+	"zero-window probe",
+	"keep-alive probe",
+	"delayed ACK",
+	"old timestamp (PAWS)",
+	"duplicate ACK",
 }
 
 func (r Reason) String() string {

@@ -45,7 +45,34 @@ type end struct {
 	events []Event
 }
 
+// classic turns off what RFC 9293 itself does not describe — window
+// scaling, timestamps, SACK, Nagle, delayed ACKs — and fixes the buffers at
+// 65535 bytes and the least RTO at 1 s, so that tests see the RFC's own
+// segments. Tests of those features build their ends with newEndAs.
+func classic(cfg Config) Config {
+	cfg.NoWindowScale, cfg.NoTimestamps, cfg.NoSACK, cfg.NoDelay = true, true, true, true
+	if cfg.AckDelay == 0 {
+		cfg.AckDelay = -1
+	}
+	if cfg.MinRTO == 0 {
+		cfg.MinRTO = time.Second
+	}
+	if cfg.ReceiveBuffer == 0 {
+		cfg.ReceiveBuffer = 65535
+	}
+	if cfg.SendBuffer == 0 {
+		cfg.SendBuffer = 65535
+	}
+	return cfg
+}
+
 func newEnd(t *testing.T, name string, k *clock, local, remote netip.AddrPort, cfg Config) *end {
+	t.Helper()
+	return newEndAs(t, name, k, local, remote, classic(cfg))
+}
+
+// newEndAs builds an end with cfg as it is.
+func newEndAs(t *testing.T, name string, k *clock, local, remote netip.AddrPort, cfg Config) *end {
 	t.Helper()
 	e := &end{t: t, name: name, k: k, states: []State{Closed}}
 	cfg.Observer = e

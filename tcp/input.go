@@ -5,6 +5,7 @@ import (
 
 	"github.com/tcpstate/tcpstate/header"
 	"github.com/tcpstate/tcpstate/seqnum"
+	"github.com/tcpstate/tcpstate/tcp/cc"
 )
 
 // Input is the SEGMENT ARRIVES event (RFC 9293 §3.10.7): it processes one
@@ -87,6 +88,7 @@ func (c *Conn) inputListen(now time.Time, seg *Segment) {
 		c.sndUna, c.sndNxt, c.rtxNxt = c.iss, c.iss.Add(1), c.iss.Add(1)
 		c.sndBuf = c.iss.Add(1)
 		c.takeSynOptions(seg)
+		c.lastRecv = now
 		c.sndWnd = uint32(seg.Window) // RFC 7323 §2.2: a SYN's window is never scaled
 		c.setState(now, SynReceived)
 		c.sendSyn(now, true, false)
@@ -94,16 +96,6 @@ func (c *Conn) inputListen(now time.Time, seg *Segment) {
 	}
 	// "Fourth, other data or control: ... drop the segment and return."
 	c.drop(now, seg, ReasonBadState)
-}
-
-// takeSynOptions records what the peer's SYN announces: its MSS (RFC 9293
-// §3.7.1). The largest segment we send is the smaller of its MSS and ours.
-func (c *Conn) takeSynOptions(seg *Segment) {
-	if seg.Options.HasMSS && seg.Options.MSS > 0 {
-		c.sndMSS = min(int(seg.Options.MSS), int(c.cfg.mss()))
-	} else {
-		c.sndMSS = min(c.defaultSendMSS(), int(c.cfg.mss()))
-	}
 }
 
 // inputSynSent: RFC 9293 §3.10.7.3.
@@ -146,8 +138,10 @@ func (c *Conn) inputSynSent(now time.Time, seg *Segment) {
 	c.rcvNxt = seg.Seq.Add(1)
 	c.rcvUP = c.rcvNxt
 	c.takeSynOptions(seg)
+	c.lastRecv = now
 	if ack {
 		c.sndUna = seg.Ack
+		c.sampleFromAck(now, seg)
 	}
 	c.sndWnd = uint32(seg.Window)
 	c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
@@ -159,6 +153,7 @@ func (c *Conn) inputSynSent(now time.Time, seg *Segment) {
 		// controls that were queued for transmission MAY be included."
 		c.onAckProgress(now)
 		c.setState(now, Established)
+		c.established(now)
 		c.ackNow, c.ackReason = true, ReasonHandshakeAck
 		// "If there are other controls or text in the segment, then
 		// continue processing at the sixth step below where the URG bit
@@ -204,6 +199,15 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 		// processed") and go on.
 		seq = seq.Add(1)
 		syn = false
+	}
+
+	// RFC 7323 §5.3 R1, before the sequence check: a segment whose
+	// timestamp is older than TS.Recent is an old duplicate from an
+	// earlier wrap of the sequence space. Acknowledge and drop it.
+	if c.pawsReject(seg) {
+		c.drop(now, seg, ReasonPAWS)
+		c.sendAck(now, ReasonPAWS)
+		return
 	}
 
 	// First: check the sequence number (the four cases of RFC 9293
@@ -259,10 +263,15 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 		}
 		seq = c.rcvNxt
 	}
-	if seq == c.rcvNxt && len(payload) > int(wnd) {
-		payload = payload[:wnd]
+	if off := int(c.rcvNxt.Size(seq)); len(payload) > int(wnd)-off {
+		payload = payload[:max(int(wnd)-off, 0)]
 		fin = false // the FIN lies beyond the window
 	}
+	// The segment is acceptable: it counts as a sign of life, and its
+	// timestamp may become TS.Recent (RFC 7323 §4.3).
+	c.lastRecv = now
+	c.kaProbes = 0
+	c.updateTSRecent(seg)
 
 	// Second: check the RST bit, with RFC 5961 §3.2's rule that only an
 	// RST at exactly RCV.NXT resets the connection; one elsewhere in the
@@ -401,10 +410,12 @@ func (c *Conn) processAck(now time.Time, seg *Segment, seq seqnum.Value, payload
 			c.sendReset(now, ack, ReasonResetBadAck)
 			return false
 		}
-		c.sndWnd = uint32(seg.Window)
+		c.sndWnd = uint32(seg.Window) << c.sndShift
 		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
 		c.sndWL1, c.sndWL2 = seg.Seq, ack
+		c.sampleFromAck(now, seg)
 		c.setState(now, Established)
+		c.established(now)
 		if c.closeAfter {
 			// A CLOSE that waited for ESTABLISHED (RFC 9293 §3.10.4,
 			// SYN-RECEIVED) goes ahead now, as the user's call.
@@ -447,14 +458,14 @@ func (c *Conn) processAck(now time.Time, seg *Segment, seq seqnum.Value, payload
 	}
 
 	// ESTABLISHED and the states that process ACKs as it does.
-	c.ackSendQueue(now, ack)
+	c.processAckData(now, seg, ack, payload, fin)
 	// "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be
 	// updated. If (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =<
 	// SEG.ACK)), set SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set
 	// SND.WL2 <- SEG.ACK."
 	if c.sndUna.LessThanEq(ack) && (c.sndWL1.LessThan(seg.Seq) || (c.sndWL1 == seg.Seq && c.sndWL2.LessThanEq(ack))) {
 		opened := c.sndWnd == 0 && seg.Window > 0
-		c.sndWnd = uint32(seg.Window)
+		c.sndWnd = uint32(seg.Window) << c.sndShift
 		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
 		c.sndWL1, c.sndWL2 = seg.Seq, ack
 		if opened {
@@ -491,6 +502,54 @@ func (c *Conn) processAck(now time.Time, seg *Segment, seq seqnum.Value, payload
 	return true
 }
 
+// processAckData is the fifth step's work for ESTABLISHED and the states
+// that process ACKs as it does: take the SACK blocks and the cumulative
+// ACK, feed the congestion controller and the RTT estimator, and count
+// duplicate ACKs toward fast retransmit (RFC 5681 §3.2, RFC 6675 §5).
+func (c *Conn) processAckData(now time.Time, seg *Segment, ack seqnum.Value, payload []byte, fin bool) {
+	sackNew := c.takeSACK(seg)
+	switch {
+	case c.sndUna.LessThan(ack):
+		flight := c.inFlight()
+		acked := int(c.sndUna.Size(ack))
+		appLimited := c.dataEnd() == c.sndNxt && c.cc != nil && flight+c.sndMSS < c.cc.CWnd()
+		c.ackSendQueue(now, ack)
+		rtt := c.sampleFromAck(now, seg)
+		if c.cc == nil {
+			return
+		}
+		if c.inRecovery {
+			if !c.sndUna.LessThan(c.recover) {
+				// A full ACK: everything outstanding when recovery began
+				// has arrived (RFC 6582 §3.2 step 6, RFC 6675 §5).
+				c.inRecovery = false
+				c.dupAcks = 0
+				c.cc.OnRecoveryEnd(now)
+			} else if !c.sackOK {
+				// A partial ACK: the next hole is lost too; resend it at
+				// once (RFC 6582 §3.2 step 5).
+				c.dupAcks = 0
+				c.retransmitAt(now, c.sndUna, ReasonFastRetransmit)
+			}
+			return
+		}
+		c.dupAcks = 0
+		c.cc.OnAck(cc.Ack{Now: now, Acked: acked, InFlight: flight, RTT: rtt, SRTT: c.srtt, MinRTT: c.minRTT, AppLimited: appLimited})
+	case ack == c.sndUna && c.sndUna.LessThan(c.sndNxt) && len(payload) == 0 && !fin &&
+		(sackNew || uint32(seg.Window)<<c.sndShift == c.sndWnd):
+		// A duplicate ACK (RFC 5681 §2), or one that SACKs new data
+		// (RFC 6675 §2).
+		c.dupAcks++
+		if c.obs != nil {
+			c.emit(Event{Time: now, Type: EventDrop, Segment: seg.Info(), Reason: ReasonDupAck})
+		}
+		if c.cc != nil && !c.inRecovery && c.recover.LessThanEq(c.sndUna) &&
+			(c.dupAcks >= dupThresh || c.sackOK && c.isLost(c.sndUna)) {
+			c.enterRecovery(now)
+		}
+	}
+}
+
 // ackSendQueue takes SEG.ACK into SND.UNA: "If SND.UNA < SEG.ACK =<
 // SND.NXT, then set SND.UNA <- SEG.ACK. Any segments on the retransmission
 // queue that are thereby entirely acknowledged are removed." A duplicate
@@ -503,6 +562,10 @@ func (c *Conn) ackSendQueue(now time.Time, ack seqnum.Value) {
 	if c.rtxNxt.LessThan(ack) {
 		c.rtxNxt = ack
 	}
+	if c.highRxt.LessThan(ack) {
+		c.highRxt = ack
+	}
+	c.sacked.trimBelow(ack)
 	// Drop the acknowledged data bytes; the SYN and FIN hold no bytes.
 	dataAcked := ack
 	if end := c.dataEnd(); end.LessThan(dataAcked) {
@@ -512,7 +575,20 @@ func (c *Conn) ackSendQueue(now time.Time, ack seqnum.Value) {
 		c.snd.discard(int(c.sndBuf.Size(dataAcked)))
 		c.sndBuf = dataAcked
 	}
+	c.probes = 0
 	c.onAckProgress(now)
+}
+
+// established runs on entering ESTABLISHED: congestion control starts
+// from the MSS the handshake agreed, and keep-alive from now.
+func (c *Conn) established(now time.Time) {
+	c.startCC()
+	c.recover = c.sndUna
+	c.highRxt = c.sndUna
+	c.lastRecv = now
+	if c.cfg.KeepAlive {
+		c.setTimer(now, TimerKeepAlive, now.Add(c.cfg.keepAliveIdle()))
+	}
 }
 
 // processText is the sixth, seventh and eighth steps of RFC 9293
@@ -536,45 +612,71 @@ func (c *Conn) processText(now time.Time, seg *Segment, seq seqnum.Value, payloa
 
 	// Seventh: process the segment text.
 	if len(payload) > 0 {
-		switch {
-		case !receiving:
+		if !receiving {
 			// CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: "This should not
 			// occur since a FIN has been received from the remote side.
 			// Ignore the segment text."
 			c.drop(now, seg, ReasonTextAfterFin)
 			return
-		case seq != c.rcvNxt:
+		}
+		c.rcvMSS = max(c.rcvMSS, len(seg.Payload))
+		if seq != c.rcvNxt {
 			// Data beyond RCV.NXT: "Segments with higher beginning
 			// sequence numbers than RCV.NXT may be held for later
-			// processing". This connection does not hold them; an ACK
-			// tells the sender where the hole begins.
-			c.drop(now, seg, ReasonOutOfOrder)
+			// processing". It waits in the receive buffer at its place;
+			// the ACK for the hole goes at once (RFC 5681 §4.2), with SACK
+			// blocks naming what we hold (RFC 2018 §4).
+			off := int(c.rcvNxt.Size(seq))
+			end := seq.Add(seqnum.Size(len(payload)))
+			if c.ooo.add(seq, end) {
+				c.rcv.writeAt(off, payload)
+			} else {
+				c.drop(now, seg, ReasonOutOfOrder) // too many holes
+			}
+			if fin {
+				c.peerFin, c.peerFinSet = end, true
+			}
 			c.ackNow, c.ackReason = true, ReasonOutOfOrder
 			return
-		default:
-			// "Once in the ESTABLISHED state, it is possible to deliver
-			// segment data to user RECEIVE buffers. ... it advances
-			// RCV.NXT over the data accepted, and adjusts RCV.WND as
-			// appropriate to the current buffer availability. ... Send
-			// an acknowledgment of the form:
-			// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>."
-			n := c.rcv.write(payload)
-			c.rcvNxt = c.rcvNxt.Add(seqnum.Size(n))
-			if n < len(payload) {
-				fin = false // the FIN follows bytes we could not take
-			}
-			c.ackNow, c.ackReason = true, ReasonAck
 		}
+		// "Once in the ESTABLISHED state, it is possible to deliver segment
+		// data to user RECEIVE buffers. ... it advances RCV.NXT over the
+		// data accepted, and adjusts RCV.WND as appropriate to the current
+		// buffer availability." Out-of-order data the segment reaches is
+		// delivered with it.
+		filled := !c.ooo.empty()
+		c.rcv.writeAt(0, payload)
+		next := seq.Add(seqnum.Size(len(payload)))
+		for !c.ooo.empty() && c.ooo.at(0).start.LessThanEq(next) {
+			next = seqnum.Max(next, c.ooo.at(0).end)
+			c.ooo.trimBelow(c.ooo.at(0).end)
+		}
+		n := int(c.rcvNxt.Size(next))
+		c.rcv.commit(n)
+		c.rcvNxt = next
+		c.ackPend += n
+		// "Send an acknowledgment of the form:
+		// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. This acknowledgment should
+		// be piggybacked on a segment being transmitted if possible
+		// without incurring undue delay." An ACK that fills a hole goes at
+		// once (RFC 5681 §4.2); others may wait for company.
+		if filled {
+			c.ackNow, c.ackReason = true, ReasonAck
+		} else {
+			c.ackData(now)
+		}
+	} else if seq != c.rcvNxt && fin {
+		c.peerFin, c.peerFinSet = seq, true
+		c.ackNow, c.ackReason = true, ReasonOutOfOrder
+		return
+	}
+	if fin {
+		c.peerFin, c.peerFinSet = seq.Add(seqnum.Size(len(payload))), true
 	}
 
 	// Eighth: check the FIN bit. It counts only once every byte before it
-	// has arrived; a FIN beyond a hole is answered with an ACK for the
-	// hole.
-	if !fin {
-		return
-	}
-	if seq.Add(seqnum.Size(len(payload))) != c.rcvNxt {
-		c.ackNow, c.ackReason = true, ReasonOutOfOrder
+	// has arrived, perhaps in this segment.
+	if !c.peerFinSet || c.peerFin != c.rcvNxt || c.finRcvd {
 		return
 	}
 	// "If the FIN bit is set, signal the user "connection closing" and
@@ -582,14 +684,18 @@ func (c *Conn) processText(now time.Time, seg *Segment, seq seqnum.Value, payloa
 	// the FIN, and send an acknowledgment for the FIN."
 	c.finRcvd = true
 	c.rcvNxt = c.rcvNxt.Add(1)
-	c.ackNow, c.ackReason = true, ReasonAck
 	switch c.state {
 	case SynReceived, Established:
 		c.setState(now, CloseWait)
+		// The ACK may wait a moment for our own FIN to ride with it, as
+		// Linux's delayed ACK lets it: the three-segment close.
+		c.ackPend++
+		c.ackData(now)
 	case FinWait1:
 		// "If our FIN has been ACKed (perhaps in this segment), then enter
 		// TIME-WAIT, start the time-wait timer, turn off the other
 		// timers; otherwise, enter the CLOSING state."
+		c.ackNow, c.ackReason = true, ReasonAck
 		if c.finAcked() {
 			c.startTimeWait(now)
 		} else {
@@ -598,11 +704,23 @@ func (c *Conn) processText(now time.Time, seg *Segment, seq seqnum.Value, payloa
 	case FinWait2:
 		// "Enter the TIME-WAIT state. Start the time-wait timer, turn off
 		// the other timers."
-		c.startTimeWait(now)
-	case TimeWait:
-		// "Remain in the TIME-WAIT state. Restart the 2 MSL time-wait
-		// timeout."
+		c.ackNow, c.ackReason = true, ReasonAck
 		c.startTimeWait(now)
 	}
-	// CLOSE-WAIT, CLOSING, LAST-ACK: "Remain in the ... state."
+}
+
+// ackData acknowledges in-order data: at once when two full-sized segments
+// are unacknowledged (RFC 5681 §4.2: "an ACK SHOULD be generated for at
+// least every second full-sized segment") or delayed ACKs are off,
+// otherwise within AckDelay, unless data or a window update carries it
+// first (RFC 9293 §3.8.6.3).
+func (c *Conn) ackData(now time.Time) {
+	delay := c.cfg.ackDelay()
+	if delay == 0 || c.ackPend >= 2*c.rcvMSS {
+		c.ackNow, c.ackReason = true, ReasonAck
+		return
+	}
+	if !c.timerArmed(TimerDelayedAck) {
+		c.setTimer(now, TimerDelayedAck, now.Add(delay))
+	}
 }

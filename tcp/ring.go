@@ -72,3 +72,24 @@ func (r *ring) peek(off, n int) []byte {
 func (r *ring) reset() {
 	r.buf, r.head, r.n = nil, 0, 0
 }
+
+// writeAt copies p into the free space starting off bytes past the queued
+// data, without making it readable: out-of-order data waits there for the
+// hole before it to fill. It returns how much of p fit.
+func (r *ring) writeAt(off int, p []byte) int {
+	if off >= r.free() || len(p) == 0 {
+		return 0
+	}
+	if r.buf == nil {
+		r.buf = make([]byte, r.size)
+	}
+	n := min(len(p), r.free()-off)
+	pos := (r.head + r.n + off) % r.size
+	c := copy(r.buf[pos:], p[:n])
+	copy(r.buf, p[c:n])
+	return n
+}
+
+// commit makes the next n bytes after the queued data readable: bytes put
+// there earlier by writeAt.
+func (r *ring) commit(n int) { r.n += min(n, r.free()) }

@@ -23,7 +23,7 @@ func (c *Conn) Deadline() time.Time {
 func (c *Conn) HandleTimeout(now time.Time) {
 	// TIME-WAIT and the user timeout end the connection; check them first
 	// so a retransmission is not sent by a connection that is ending.
-	for _, t := range [...]Timer{TimerTimeWait, TimerUser, TimerRetransmit} {
+	for _, t := range [...]Timer{TimerTimeWait, TimerUser, TimerRetransmit, TimerPersist, TimerKeepAlive, TimerDelayedAck} {
 		d := c.timers[t]
 		if d.IsZero() || d.After(now) {
 			continue
@@ -40,6 +40,14 @@ func (c *Conn) HandleTimeout(now time.Time) {
 			c.userTimeout(now)
 		case TimerRetransmit:
 			c.retransmitTimeout(now)
+		case TimerPersist:
+			c.persistTimeout(now)
+		case TimerKeepAlive:
+			c.keepAliveTimeout(now)
+		case TimerDelayedAck:
+			if c.state != Closed && c.state != Listen && c.state != SynSent {
+				c.sendAck(now, ReasonDelayedAck)
+			}
 		}
 	}
 }
@@ -64,8 +72,10 @@ func (c *Conn) userTimeout(now time.Time) {
 
 // retransmitTimeout resends the oldest unacknowledged segment — the SYN,
 // the SYN,ACK, or data and FIN from SND.UNA on — after doubling the RTO
-// (RFC 9293 §3.8.1, RFC 6298 §5.5–5.7). After too many tries the
-// connection gives up with ErrTimeout.
+// (RFC 9293 §3.8.1, RFC 6298 §5.5–5.7). Congestion control restarts from
+// one segment (RFC 5681 §3.1), recovery ends, and SACK information is set
+// aside (RFC 2018 §8). After too many tries the connection gives up with
+// ErrTimeout.
 func (c *Conn) retransmitTimeout(now time.Time) {
 	limit := c.cfg.dataRetries()
 	switch c.state {
@@ -82,6 +92,7 @@ func (c *Conn) retransmitTimeout(now time.Time) {
 	}
 	c.retries++
 	c.rto = min(2*c.rto, c.cfg.maxRTO())
+	c.karn()
 	switch {
 	case c.state == SynSent:
 		c.sendSyn(now, false, true)
@@ -89,34 +100,78 @@ func (c *Conn) retransmitTimeout(now time.Time) {
 		// Our SYN,ACK is still unacknowledged (SYN-RECEIVED, or a CLOSE
 		// from SYN-RECEIVED that moved on to FIN-WAIT-1).
 		c.sendSyn(now, true, true)
-	case c.sndWnd == 0 && c.sndUna == c.sndNxt && c.sndUna.LessThan(c.dataEnd()):
-		c.sendWindowProbe(now)
 	default:
+		if c.cc != nil {
+			c.cc.OnTimeout(now, c.inFlight())
+		}
+		c.inRecovery = false
+		c.dupAcks = 0
+		c.recover = c.sndNxt // no fast retransmit for what the timeout resends (RFC 6582 §4)
+		c.sacked.reset()
 		// Go back to the first unacknowledged byte and resend from there.
 		c.rtxNxt = c.sndUna
+		c.highRxt = c.sndUna
 		c.sendData(now)
-		if c.sndWnd == 0 && c.rtxNxt == c.sndUna {
-			c.sendWindowProbe(now)
+		if c.rtxNxt == c.sndUna {
+			// Nothing could go (a shut window): probe it instead.
+			c.sendProbe(now, ReasonProbe)
+			c.armRetransmit(now)
 		}
 	}
 }
 
-// sendWindowProbe sends one byte beyond a zero window, as RFC 9293
-// §3.8.6.1 requires of a sender facing a zero window, so the window's
-// reopening is learned even if the update announcing it is lost.
-func (c *Conn) sendWindowProbe(now time.Time) {
-	c.tx = Segment{Seq: c.sndUna, Flags: header.ACK}
-	c.tx.Payload = c.snd.peek(int(c.sndBuf.Size(c.sndUna)), 1)
-	if len(c.tx.Payload) == 0 {
+// persistTimeout probes a zero window: <SEQ=SND.UNA-1><ACK=RCV.NXT>, a
+// segment the peer must answer with an ACK that carries its window, as
+// Linux probes. RFC 9293 §3.8.6.1 requires that a sender facing a zero
+// window keep probing; the interval doubles with each probe (RFC 1122
+// §4.2.2.17). A peer that answers keeps the connection alive however long
+// its window stays shut.
+func (c *Conn) persistTimeout(now time.Time) {
+	switch c.state {
+	case Established, CloseWait, FinWait1, Closing, LastAck:
+	default:
 		return
 	}
-	c.send(now, &c.tx, ReasonRetransmit, c.sndUna.LessThan(c.sndNxt))
-	next := c.sndUna.Add(1)
-	if c.sndNxt.LessThan(next) {
-		c.sndNxt = next
+	if c.probes >= c.cfg.dataRetries() {
+		c.enterClosed(now, ErrTimeout)
+		return
 	}
-	c.rtxNxt = c.sndNxt
-	c.armRetransmit(now)
+	c.probes++
+	c.sendProbe(now, ReasonProbe)
+	c.sendData(now) // the window may have opened meanwhile
+	if c.sndUna == c.sndNxt && !c.timerArmed(TimerPersist) {
+		c.setTimer(now, TimerPersist, now.Add(c.persistBackoff()))
+	}
+}
+
+// keepAliveTimeout probes an idle connection (RFC 1122 §4.2.3.6): after
+// KeepAliveIdle without a segment from the peer, a probe with SEG.SEQ =
+// SND.NXT-1 that draws an ACK; after KeepAliveCount unanswered probes the
+// connection is dead.
+func (c *Conn) keepAliveTimeout(now time.Time) {
+	switch c.state {
+	case Established, CloseWait:
+	default:
+		return
+	}
+	if idleUntil := c.lastRecv.Add(c.cfg.keepAliveIdle()); c.kaProbes == 0 && idleUntil.After(now) {
+		c.setTimer(now, TimerKeepAlive, idleUntil) // traffic since: wait on
+		return
+	}
+	if c.kaProbes >= c.cfg.keepAliveCount() {
+		c.enterClosed(now, ErrTimeout)
+		return
+	}
+	c.kaProbes++
+	c.sendProbe(now, ReasonKeepAlive)
+	c.setTimer(now, TimerKeepAlive, now.Add(c.cfg.keepAliveInterval()))
+}
+
+// sendProbe sends <SEQ=SND.UNA-1><ACK=RCV.NXT><CTL=ACK>: old enough to be
+// outside the peer's window, so it must answer with an ACK.
+func (c *Conn) sendProbe(now time.Time, why Reason) {
+	c.tx = Segment{Seq: c.sndUna.Sub(1), Flags: header.ACK}
+	c.send(now, &c.tx, why, false)
 }
 
 // armRetransmit starts the retransmission timer if it is not running
@@ -140,7 +195,9 @@ func (c *Conn) armUserTimeout(now time.Time) {
 // (RFC 6298 §5.2, §5.3; RFC 5482).
 func (c *Conn) onAckProgress(now time.Time) {
 	c.retries = 0
-	c.rto = c.cfg.initialRTO()
+	if !c.hasRTT {
+		c.rto = c.cfg.initialRTO()
+	}
 	c.stopTimer(now, TimerRetransmit)
 	c.stopTimer(now, TimerUser)
 	if c.sndUna.LessThan(c.sndNxt) {

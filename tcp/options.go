@@ -1,0 +1,163 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/tcpstate/tcpstate/header"
+	"github.com/tcpstate/tcpstate/seqnum"
+)
+
+// Option negotiation and use: the MSS (RFC 9293 §3.7.1), window scaling
+// (RFC 7323 §2), timestamps (RFC 7323 §3–§5) and SACK (RFC 2018). Each
+// option other than the MSS is used only when both SYNs carry it.
+
+// tsOptionLen is what the timestamps option costs every segment once
+// negotiated, padding included (RFC 7323 Appendix A layout).
+const tsOptionLen = 12
+
+// maxWindowShift is the largest window scale shift (RFC 7323 §2.3).
+const maxWindowShift = 14
+
+// ourWindowShift is the shift we offer: the least that lets the window
+// field cover the whole receive buffer.
+func (c *Conn) ourWindowShift() uint8 {
+	var s uint8
+	for s < maxWindowShift && c.rcv.size>>s > 0xFFFF {
+		s++
+	}
+	return s
+}
+
+// synOptions fills in the options of our SYN or SYN,ACK. A SYN,ACK offers
+// only what the peer's SYN offered (RFC 7323 §1.3, RFC 2018 §2).
+func (c *Conn) synOptions(now time.Time, o *header.TCPOptions, synAck bool) {
+	o.MSS, o.HasMSS = c.cfg.mss(), true
+	if !c.cfg.NoWindowScale && (!synAck || c.wsOK) {
+		o.WindowScale, o.HasWindowScale = c.rcvShift, true
+	}
+	if !c.cfg.NoSACK && (!synAck || c.sackOK) {
+		o.SACKPermitted = true
+	}
+	if !c.cfg.NoTimestamps && (!synAck || c.tsOK) {
+		o.HasTimestamps = true
+		o.TSVal = c.tsNow(now)
+		o.TSEcr = c.tsRecent
+	}
+}
+
+// takeSynOptions records what the peer's SYN (or SYN,ACK) announces. When
+// we are answering a SYN, it decides what our SYN,ACK offers; when the SYN
+// answers ours, an option stands only if both sides offered it — which our
+// SYN did exactly when the Config allows it.
+func (c *Conn) takeSynOptions(seg *Segment) {
+	o := &seg.Options
+	c.peerMSS = c.defaultSendMSS()
+	if o.HasMSS && o.MSS > 0 {
+		c.peerMSS = int(o.MSS)
+	}
+	c.wsOK = o.HasWindowScale && !c.cfg.NoWindowScale
+	c.sackOK = o.SACKPermitted && !c.cfg.NoSACK
+	c.tsOK = o.HasTimestamps && !c.cfg.NoTimestamps
+	if c.wsOK {
+		// RFC 7323 §2.3: a shift above 14 is taken as 14.
+		c.sndShift = min(o.WindowScale, maxWindowShift)
+	} else {
+		c.sndShift, c.rcvShift = 0, 0
+	}
+	if c.tsOK {
+		c.tsRecent = o.TSVal
+	}
+	// The largest payload we send: the smaller MSS, less what the
+	// timestamps option takes from every segment (RFC 6691 §2).
+	c.sndMSS = min(c.peerMSS, int(c.cfg.mss()))
+	if c.tsOK {
+		c.sndMSS -= tsOptionLen
+	}
+	c.sndMSS = max(c.sndMSS, 1)
+}
+
+// tsNow is our timestamp clock: milliseconds, offset per connection so
+// that timestamps do not reveal the host's clock (RFC 7323 §5.4).
+func (c *Conn) tsNow(now time.Time) uint32 {
+	return uint32(now.UnixMilli()) + c.tsOffset
+}
+
+// segOptions fills in the options of a non-SYN segment: timestamps, and
+// SACK blocks for the out-of-order data we hold (RFC 2018 §4: the block
+// holding the latest arrival first).
+func (c *Conn) segOptions(now time.Time, o *header.TCPOptions) {
+	if c.tsOK {
+		o.HasTimestamps = true
+		o.TSVal = c.tsNow(now)
+		o.TSEcr = c.tsRecent
+	}
+	if c.sackOK && !c.ooo.empty() {
+		limit := header.MaxSACKBlocks
+		if c.tsOK {
+			limit = 3
+		}
+		last := c.ooo.last
+		o.SACKBlocks[0] = header.SACKBlock{Left: c.ooo.at(last).start, Right: c.ooo.at(last).end}
+		o.NumSACK = 1
+		for i := c.ooo.len() - 1; i >= 0 && o.NumSACK < limit; i-- {
+			if i == last {
+				continue
+			}
+			o.SACKBlocks[o.NumSACK] = header.SACKBlock{Left: c.ooo.at(i).start, Right: c.ooo.at(i).end}
+			o.NumSACK++
+		}
+	}
+}
+
+// sackOptionLen is the option space SACK blocks take in our next segment.
+func (c *Conn) sackOptionLen() int {
+	if !c.sackOK || c.ooo.empty() {
+		return 0
+	}
+	n := min(c.ooo.len(), header.MaxSACKBlocks)
+	if c.tsOK {
+		n = min(n, 3)
+	}
+	return 4 + 8*n // NOP, NOP, kind, length, and 8 bytes a block
+}
+
+// pawsReject reports whether an arriving segment fails the PAWS test of
+// RFC 7323 §5.3 R1: its timestamp is older than TS.Recent.
+func (c *Conn) pawsReject(seg *Segment) bool {
+	if !c.tsOK || !seg.Options.HasTimestamps || seg.Flags&header.RST != 0 {
+		return false
+	}
+	return int32(seg.Options.TSVal-c.tsRecent) < 0
+}
+
+// updateTSRecent keeps TS.Recent as RFC 7323 §4.3 (2) says: from a segment
+// whose timestamp is not older and that starts at or before the last ACK
+// we sent.
+func (c *Conn) updateTSRecent(seg *Segment) {
+	if c.tsOK && seg.Options.HasTimestamps &&
+		int32(seg.Options.TSVal-c.tsRecent) >= 0 && seg.Seq.LessThanEq(c.lastAckSent) {
+		c.tsRecent = seg.Options.TSVal
+	}
+}
+
+// takeSACK adds the peer's SACK blocks above SND.UNA to the scoreboard
+// (RFC 6675 §4's Update) and reports whether any of it was new.
+func (c *Conn) takeSACK(seg *Segment) bool {
+	if !c.sackOK || seg.Options.NumSACK == 0 {
+		return false
+	}
+	grew := false
+	for i := 0; i < seg.Options.NumSACK && i < header.MaxSACKBlocks; i++ {
+		b := seg.Options.SACKBlocks[i]
+		left, right := seqnum.Max(b.Left, c.sndUna), b.Right
+		// Ignore blocks outside what we sent (RFC 2018 §8: be robust).
+		if !left.LessThan(right) || c.sndNxt.LessThan(right) {
+			continue
+		}
+		before, _ := c.sacked.bytesAbove(c.sndUna)
+		c.sacked.add(left, right)
+		after, _ := c.sacked.bytesAbove(c.sndUna)
+		grew = grew || after > before
+	}
+	return grew
+}

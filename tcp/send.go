@@ -1,0 +1,314 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/tcpstate/tcpstate/header"
+	"github.com/tcpstate/tcpstate/seqnum"
+	"github.com/tcpstate/tcpstate/tcp/cc"
+)
+
+// Sending: what may go out, and when. Flow control (the peer's window,
+// RFC 9293 §3.8.6), congestion control (the window of package cc, RFC
+// 5681), Nagle's algorithm and sender-side silly window syndrome avoidance
+// (RFC 9293 §3.7.4, §3.8.6.2.1), and loss recovery by duplicate ACKs and
+// SACK (RFC 5681 §3.2, RFC 6582, RFC 6675).
+
+// dupThresh is DupThresh of RFC 5681 and RFC 6675: three duplicate ACKs.
+const dupThresh = 3
+
+// flush sends what the state and the windows allow: queued data, the FIN,
+// and an ACK if one is owed now.
+func (c *Conn) flush(now time.Time) {
+	switch c.state {
+	case Established, CloseWait, FinWait1, Closing, LastAck:
+		if c.inRecovery {
+			c.sendRecovery(now)
+		}
+		c.sendData(now)
+	}
+	if c.ackNow {
+		switch c.state {
+		case Closed, Listen, SynSent:
+		default:
+			c.sendAck(now, c.ackReason)
+		}
+		c.ackNow = false
+	}
+}
+
+// startCC sets up congestion control once the handshake has fixed the MSS.
+func (c *Conn) startCC() {
+	c.cc, _ = cc.New(c.cfg.CongestionControl, cc.Config{MSS: c.sndMSS, InitialWindow: c.cfg.initialWindow()})
+	if c.cc == nil {
+		c.cc = cc.NewCubic(cc.Config{MSS: c.sndMSS, InitialWindow: c.cfg.initialWindow()})
+	}
+}
+
+// sackedBelow counts the SACKed bytes before seq.
+func (c *Conn) sackedBelow(seq seqnum.Value) int {
+	total, _ := c.sacked.bytesAbove(c.sndUna)
+	above, _ := c.sacked.bytesAbove(seq)
+	return total - above
+}
+
+// inFlight is FlightSize of RFC 5681 less what the peer has SACKed: the
+// bytes sent, not acknowledged, and still in the network as far as we
+// know. After a timeout, only what has been resent since counts.
+func (c *Conn) inFlight() int {
+	if c.inRecovery {
+		return c.pipe()
+	}
+	top := c.sndNxt
+	if c.rtxNxt.LessThan(c.sndNxt) {
+		top = c.rtxNxt
+	}
+	return int(c.sndUna.Size(top)) - c.sackedBelow(top)
+}
+
+// isLost is IsLost of RFC 6675 §4: DupThresh discontiguous SACKed ranges
+// above seq, or more than (DupThresh-1)*SMSS bytes SACKed above it.
+func (c *Conn) isLost(seq seqnum.Value) bool {
+	bytes, ranges := c.sacked.bytesAbove(seq)
+	return ranges >= dupThresh || bytes > (dupThresh-1)*c.sndMSS
+}
+
+// pipe is the estimate of RFC 6675 §4 (SetPipe) of the bytes in the
+// network during recovery: unSACKed bytes not deemed lost, plus bytes
+// retransmitted. Without SACK, each duplicate ACK stands for a segment
+// that has left the network (the arithmetic of RFC 5681 §3.2's window
+// inflation).
+func (c *Conn) pipe() int {
+	if !c.sackOK {
+		out := int(c.sndUna.Size(c.sndNxt)) - c.dupAcks*c.sndMSS
+		if c.sndUna.LessThan(c.highRxt) {
+			out += int(c.sndUna.Size(c.highRxt))
+		}
+		return max(out, 0)
+	}
+	pipe := 0
+	p := c.sndUna
+	hole := func(a, b seqnum.Value, lost bool) {
+		if !lost {
+			pipe += int(a.Size(b))
+		}
+		if a.LessThan(c.highRxt) {
+			pipe += int(a.Size(seqnum.Min(b, c.highRxt)))
+		}
+	}
+	for i := 0; i < c.sacked.len(); i++ {
+		r := c.sacked.at(i)
+		if p.LessThan(r.start) {
+			hole(p, r.start, c.isLost(p))
+		}
+		p = r.end
+	}
+	if p.LessThan(c.sndNxt) {
+		hole(p, c.sndNxt, false)
+	}
+	return pipe
+}
+
+// nextHole finds the first unSACKed range at or above from and below the
+// highest SACKed byte: what RFC 6675's NextSeg rules 1 and 3 resend. With
+// lostOnly it must also be deemed lost.
+func (c *Conn) nextHole(from seqnum.Value, lostOnly bool) (seqnum.Value, seqnum.Value, bool) {
+	p := c.sndUna
+	for i := 0; i < c.sacked.len(); i++ {
+		r := c.sacked.at(i)
+		a := seqnum.Max(p, from)
+		if a.LessThan(r.start) && (!lostOnly || c.isLost(a)) {
+			return a, r.start, true
+		}
+		p = r.end
+	}
+	return 0, 0, false
+}
+
+// enterRecovery starts fast recovery: duplicate ACKs or SACK say the
+// segment at SND.UNA is lost (RFC 5681 §3.2, RFC 6675 §5). The congestion
+// window falls once, and the first lost segment is resent at once.
+func (c *Conn) enterRecovery(now time.Time) {
+	c.cc.OnCongestion(now, c.inFlight())
+	c.inRecovery = true
+	c.recover = c.sndNxt
+	c.highRxt = c.sndUna
+	c.karn()
+	c.retransmitAt(now, c.sndUna, ReasonFastRetransmit)
+}
+
+// sendRecovery sends during fast recovery while the pipe leaves room in the
+// congestion window, by RFC 6675's NextSeg: lost holes first, then new data
+// (sendData), then the other holes below the highest SACKed byte.
+func (c *Conn) sendRecovery(now time.Time) {
+	if !c.sackOK {
+		return // NewReno resends one segment per partial ACK; new data follows in sendData
+	}
+	for c.cc.CWnd()-c.pipe() >= c.sndMSS {
+		if a, _, ok := c.nextHole(c.highRxt, true); ok {
+			c.retransmitAt(now, a, ReasonFastRetransmit)
+			continue
+		}
+		return // rules 2 and 3 are sendData's and the loop's next turn
+	}
+}
+
+// retransmitAt resends one segment starting at seq, ignoring the windows
+// that govern new data: a fast retransmission, or a partial ACK's
+// resend (RFC 6582 §3.2 step 5).
+func (c *Conn) retransmitAt(now time.Time, seq seqnum.Value, why Reason) {
+	end := c.dataEnd()
+	if !seq.LessThan(c.sndNxt) {
+		return
+	}
+	n := 0
+	if seq.LessThan(end) {
+		n = min(int(seq.Size(end)), c.sndMSS-c.sackOptionLen())
+		if in, _ := c.sacked.contains(seq); !in {
+			// Stop at the next SACKed byte.
+			for i := 0; i < c.sacked.len(); i++ {
+				if r := c.sacked.at(i); seq.LessThan(r.start) {
+					n = min(n, int(seq.Size(r.start)))
+					break
+				}
+			}
+		}
+	}
+	c.tx = Segment{Seq: seq, Flags: header.ACK}
+	if n > 0 {
+		c.tx.Payload = c.snd.peek(int(c.sndBuf.Size(seq)), n)
+		n = len(c.tx.Payload)
+	}
+	if c.finQueued && seq.Add(seqnum.Size(n)) == end && end.LessThan(c.sndNxt) {
+		c.tx.Flags |= header.FIN
+	}
+	if n == 0 && c.tx.Flags&header.FIN == 0 {
+		return
+	}
+	c.send(now, &c.tx, why, true)
+	if e := seq.Add(c.tx.Len()); c.highRxt.LessThan(e) {
+		c.highRxt = e
+	}
+	c.armRetransmit(now)
+}
+
+// sendData segments the send queue from rtxNxt — which is SND.NXT unless a
+// timeout sent us back to resend — within the peer's window, the
+// congestion window and the MSS, skipping what the peer has SACKed, with
+// the FIN on the segment that ends the queue once the user has closed.
+func (c *Conn) sendData(now time.Time) {
+	for {
+		p := c.rtxNxt
+		if p.LessThan(c.sndNxt) {
+			if in, end := c.sacked.contains(p); in {
+				c.rtxNxt = seqnum.Min(end, c.sndNxt)
+				continue
+			}
+		}
+		rtx := p.LessThan(c.sndNxt)
+		end := c.dataEnd()
+		avail := 0
+		if p.LessThan(end) {
+			avail = int(p.Size(end))
+		}
+		mss := c.sndMSS - c.sackOptionLen()
+		n := min(avail, mss)
+		// RFC 9293 §3.8.6: never send beyond the peer's window.
+		wndEnd := c.sndUna.Add(seqnum.Size(c.sndWnd))
+		if wndEnd.LessThanEq(p) {
+			n = 0
+		} else {
+			n = min(n, int(p.Size(wndEnd)))
+		}
+		// RFC 5681 §3.1: nor beyond the congestion window.
+		if c.cc != nil {
+			room := c.cc.CWnd() - c.inFlight()
+			n = min(n, max(room, 0))
+		}
+		if rtx {
+			// A resend after a timeout stops at the next SACKed range.
+			for i := 0; i < c.sacked.len(); i++ {
+				if r := c.sacked.at(i); p.LessThan(r.start) {
+					n = min(n, int(p.Size(r.start)))
+					break
+				}
+			}
+		}
+		fin := c.finQueued && p.Add(seqnum.Size(n)) == end
+		if n == 0 && !fin || !rtx && !c.mayShip(n, avail, mss, fin) {
+			c.armPersist(now, avail)
+			return
+		}
+		c.tx = Segment{Seq: p, Flags: header.ACK}
+		if n > 0 {
+			c.tx.Payload = c.snd.peek(int(c.sndBuf.Size(p)), n)
+			if p.Add(seqnum.Size(len(c.tx.Payload))) == end {
+				c.tx.Flags |= header.PSH
+			} else {
+				fin = false // the ring's wrap cut the segment short
+			}
+		}
+		if fin {
+			c.tx.Flags |= header.FIN
+		}
+		why := ReasonData
+		switch {
+		case rtx:
+			why = ReasonRetransmit
+			c.karn()
+		case n == 0:
+			why = ReasonFin
+		default:
+			c.startTiming(now, p)
+		}
+		c.send(now, &c.tx, why, rtx)
+		c.rtxNxt = p.Add(c.tx.Len())
+		if c.sndNxt.LessThan(c.rtxNxt) {
+			c.sndNxt = c.rtxNxt
+		}
+		c.lastSend = now
+		c.stopTimer(now, TimerPersist)
+		c.armRetransmit(now)
+		c.armUserTimeout(now)
+	}
+}
+
+// mayShip decides whether a new segment of n bytes, with avail bytes queued
+// from its start, goes out now: a full segment always; a short one only if
+// it empties the queue (or carries the FIN) and Nagle's algorithm allows —
+// nothing unacknowledged, or NoDelay (RFC 9293 §3.7.4) — or if it is at
+// least half the largest window the peer has offered (RFC 9293
+// §3.8.6.2.1's sender-side silly window syndrome avoidance).
+func (c *Conn) mayShip(n, avail, mss int, fin bool) bool {
+	if n >= mss || fin {
+		return true
+	}
+	idle := c.sndUna == c.sndNxt
+	nagleOK := c.cfg.NoDelay || idle
+	if n == avail && nagleOK {
+		return true
+	}
+	return nagleOK && c.maxSndWnd > 0 && n >= int(c.maxSndWnd)/2
+}
+
+// armPersist starts the persist timer when data waits, nothing is in
+// flight to bring an ACK back, and the peer's window is what holds it up
+// (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17).
+func (c *Conn) armPersist(now time.Time, avail int) {
+	if avail == 0 || c.sndUna != c.sndNxt || c.timerArmed(TimerPersist) || c.timerArmed(TimerRetransmit) {
+		return
+	}
+	wnd := int(c.sndWnd)
+	if wnd >= min(avail, c.sndMSS) {
+		return // not the window: Nagle or the congestion window holds it
+	}
+	c.setTimer(now, TimerPersist, now.Add(c.persistBackoff()))
+}
+
+func (c *Conn) persistBackoff() time.Duration {
+	d := c.rto
+	for range c.probes {
+		d = min(2*d, c.cfg.maxRTO())
+	}
+	return d
+}
