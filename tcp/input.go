@@ -512,7 +512,7 @@ func (c *Conn) processAckData(now time.Time, seg *Segment, ack seqnum.Value, pay
 	case c.sndUna.LessThan(ack):
 		flight := c.inFlight()
 		acked := int(c.sndUna.Size(ack))
-		appLimited := c.dataEnd() == c.sndNxt && c.cc != nil && flight+c.sndMSS < c.cc.CWnd()
+		appLimited := c.cc != nil && flight+c.sndMSS < c.cc.CWnd()
 		c.ackSendQueue(now, ack)
 		rtt := c.sampleFromAck(now, seg)
 		if c.cc == nil {

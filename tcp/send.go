@@ -197,7 +197,14 @@ func (c *Conn) retransmitAt(now time.Time, seq seqnum.Value, why Reason) {
 // congestion window and the MSS, skipping what the peer has SACKed, with
 // the FIN on the segment that ends the queue once the user has closed.
 func (c *Conn) sendData(now time.Time) {
+	if c.cc != nil && c.sndUna == c.sndNxt && !c.lastSend.IsZero() && now.Sub(c.lastSend) > c.rto {
+		c.cc.OnIdle(now) // RFC 5681 §4.1: restart after an idle period
+	}
 	for {
+		if c.rtxNxt.LessThan(c.sndBuf) {
+			// Only the SYN lies before the data, and the timer resends it.
+			c.rtxNxt = c.sndBuf
+		}
 		p := c.rtxNxt
 		if p.LessThan(c.sndNxt) {
 			if in, end := c.sacked.contains(p); in {
@@ -260,6 +267,9 @@ func (c *Conn) sendData(now time.Time) {
 			why = ReasonFin
 		default:
 			c.startTiming(now, p)
+		}
+		if c.tx.Len() == 0 {
+			return
 		}
 		c.send(now, &c.tx, why, rtx)
 		c.rtxNxt = p.Add(c.tx.Len())

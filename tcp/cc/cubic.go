@@ -21,7 +21,7 @@ const (
 //
 // Windows are kept in bytes as float64 so that the fractional growth of
 // each ACK is not lost; the RFC's formulas, which are in segments, divide
-// by the SMSS where they must (RFC 9438 §4.1.2).
+// by the SMSS where they must (RFC 9438 §4.1).
 //
 // The multiplicative decrease scales cwnd rather than FlightSize, as Linux
 // and Windows do and as RFC 9438 §4.6 allows provided cwnd cannot grow
@@ -202,9 +202,9 @@ func (c *Cubic) wCubic(t float64) float64 {
 	return cubicC*d*d*d*c.mss + c.wMax
 }
 
-// reduce is the multiplicative decrease of RFC 9438 §4.6 applied to the
-// current cwnd: ssthresh = max(cwnd*β_cubic, 2*SMSS), remembering
-// cwnd_prior. It returns nothing; the callers set cwnd.
+// reduce sets ssthresh by the multiplicative decrease of RFC 9438 §4.6,
+// ssthresh = max(cwnd*β_cubic, 2*SMSS), and remembers the cwnd it came
+// from as cwnd_prior. Its callers set the new cwnd.
 func (c *Cubic) reduce() {
 	c.cwndPrior = c.cwnd
 	c.ssthresh = max(int(math.Round(c.cwnd*cubicBeta)), 2*c.mssBytes)
