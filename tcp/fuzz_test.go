@@ -19,7 +19,7 @@ func FuzzConn(f *testing.F) {
 	f.Add([]byte{0, 0x02, 0, 0, 0x10, 0x10, 0, 3, 4, 0x01, 0x11, 7, 7, 7, 7})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		k := &clock{now: t0}
-		c := NewConn(Tuple{Local: sockA, Remote: sockB}, &Config{ReceiveBuffer: 64, SendBuffer: 64, MSS: 16}, &checkOut{t: t})
+		c := NewConn(Tuple{Local: sockA, Remote: sockB}, &Config{ReceiveBuffer: 64, SendBuffer: 64, MSS: 48}, &checkOut{t: t})
 		c.out.(*checkOut).c = c
 		buf := make([]byte, 32)
 		for len(ops) >= 3 {
@@ -61,6 +61,21 @@ func FuzzConn(f *testing.F) {
 					n := int(ops[0] % 24)
 					ops = ops[1:]
 					seg.Payload = buf[:n]
+				}
+				// Options: the SYN's offers, timestamps, SACK blocks
+				// around what was sent.
+				if len(ops) > 0 {
+					o := ops[0]
+					ops = ops[1:]
+					seg.Options.HasMSS, seg.Options.MSS = o&1 != 0, uint16(o)
+					seg.Options.HasWindowScale, seg.Options.WindowScale = o&2 != 0, o%16
+					seg.Options.SACKPermitted = o&4 != 0
+					seg.Options.HasTimestamps, seg.Options.TSVal = o&8 != 0, uint32(k.now.UnixMilli())-uint32(o>>4)
+					if o&16 != 0 {
+						left := st.SndUna.Add(seqnum.Size(o % 32))
+						seg.Options.SACKBlocks[0] = header.SACKBlock{Left: left, Right: left.Add(seqnum.Size(b % 40))}
+						seg.Options.NumSACK = 1
+					}
 				}
 				c.Input(k.now, &seg)
 			}

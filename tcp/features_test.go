@@ -1,0 +1,446 @@
+package tcp
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tcpstate/tcpstate/header"
+	"github.com/tcpstate/tcpstate/seqnum"
+)
+
+// Tests of what RFC 9293 leaves to other documents: options (RFC 7323,
+// RFC 2018), RTT estimation (RFC 6298), reassembly, delayed ACKs, Nagle,
+// congestion control and loss recovery (RFC 5681, RFC 6582, RFC 6675),
+// keep-alive (RFC 1122).
+
+func newPairAs(t *testing.T, cfg Config) *pair {
+	k := &clock{now: t0}
+	return &pair{
+		k: k,
+		a: newEndAs(t, "A", k, sockA, sockB, cfg),
+		b: newEndAs(t, "B", k, sockB, sockA, cfg),
+	}
+}
+
+// handshake opens the pair (A ISS 100, B ISS 300) and returns the three
+// segments, delivering each.
+func (p *pair) handshake() (syn, synack, ack Segment) {
+	p.b.c.Listen(p.k.now, 300)
+	p.a.c.Connect(p.k.now, 100)
+	syn = p.a.take()[0]
+	p.b.in(syn)
+	synack = p.b.take()[0]
+	p.a.in(synack)
+	ack = p.a.take()[0]
+	p.b.in(ack)
+	if p.a.c.State() != Established || p.b.c.State() != Established {
+		p.a.t.Fatalf("handshake failed: %v %v", p.a.c.State(), p.b.c.State())
+	}
+	return
+}
+
+// TestOptionsNegotiated: each SYN offers MSS, window scale, SACK and
+// timestamps; each option is used only when both offer it (RFC 7323 §1.3,
+// RFC 2018 §2).
+func TestOptionsNegotiated(t *testing.T) {
+	p := newPairAs(t, Config{ReceiveBuffer: 1 << 20})
+	syn, synack, ack := p.handshake()
+	for _, s := range []Segment{syn, synack} {
+		o := s.Options
+		if !o.HasMSS || o.MSS != DefaultMSS || !o.HasWindowScale || o.WindowScale != 5 || !o.SACKPermitted || !o.HasTimestamps {
+			t.Fatalf("%v offers %+v; want MSS 1460, WS 5 (1 MiB), SACK, TS", s.Flags, o)
+		}
+	}
+	// The SYN,ACK echoes the SYN's timestamp; the ACK echoes the SYN,ACK's.
+	if synack.Options.TSEcr != syn.Options.TSVal || ack.Options.TSEcr != synack.Options.TSVal {
+		t.Fatalf("timestamps not echoed: syn %d, synack %d/%d, ack %d", syn.Options.TSVal, synack.Options.TSVal, synack.Options.TSEcr, ack.Options.TSEcr)
+	}
+	// The SYN's window is never scaled (RFC 7323 §2.2); later ones are.
+	if syn.Window != 65535 || ack.Window != uint16((1<<20)>>5) {
+		t.Fatalf("windows: SYN %d, ACK %d (want 65535 and %d)", syn.Window, ack.Window, (1<<20)>>5)
+	}
+	// A knows B's window from the SYN,ACK, unscaled; B knows A's, scaled.
+	if st := p.a.c.Status(); st.SndWnd != 65535 || st.SndMSS != DefaultMSS-tsOptionLen {
+		t.Fatalf("A's view: SND.WND %d, MSS %d; want 65535 and 1448", st.SndWnd, st.SndMSS)
+	}
+	if st := p.b.c.Status(); st.SndWnd != 1<<20 {
+		t.Fatalf("B's view: SND.WND %d, want 1 MiB", st.SndWnd)
+	}
+}
+
+// TestOptionsOnlyWhenBothOffer: a peer that offers nothing gets a SYN,ACK
+// that offers nothing but the MSS, and windows are not scaled.
+func TestOptionsOnlyWhenBothOffer(t *testing.T) {
+	k := &clock{now: t0}
+	b := newEndAs(t, "B", k, sockB, sockA, Config{ReceiveBuffer: 1 << 20})
+	b.c.Listen(k.now, 300)
+	b.in(S("SYN", 100, 0, 65535, ""))
+	synack := b.take()[0]
+	o := synack.Options
+	if !o.HasMSS || o.HasWindowScale || o.SACKPermitted || o.HasTimestamps {
+		t.Fatalf("SYN,ACK to a plain SYN offers %+v", o)
+	}
+	b.in(S("ACK", 101, 301, 1000, ""))
+	if st := b.c.Status(); st.SndWnd != 1000 || st.SndMSS != DefaultSendMSS {
+		t.Fatalf("unscaled window %d and default MSS %d expected", st.SndWnd, st.SndMSS)
+	}
+	b.c.Write(k.now, make([]byte, 3000))
+	for _, s := range b.take() {
+		if len(s.Payload) > DefaultSendMSS || s.Options.HasTimestamps || s.Window != 65535 {
+			t.Fatalf("segment %v: %d bytes, options %+v", s.Info(), len(s.Payload), s.Options)
+		}
+	}
+}
+
+// TestPAWS: a segment whose timestamp is older than TS.Recent is dropped
+// and answered with an ACK (RFC 7323 §5.3 R1).
+func TestPAWS(t *testing.T) {
+	p := newPairAs(t, Config{AckDelay: -1})
+	_, synack, _ := p.handshake()
+	tsB := synack.Options.TSVal
+	seg := S("ACK", 301, 101, 1000, "new")
+	seg.Options.HasTimestamps, seg.Options.TSVal = true, tsB+10
+	p.a.in(seg)
+	if p.a.c.Readable() != 3 {
+		t.Fatal("a fresh segment was not taken")
+	}
+	p.a.take()
+	old := S("ACK", 304, 101, 1000, "old")
+	old.Options.HasTimestamps, old.Options.TSVal = true, tsB+5
+	p.a.in(old)
+	if p.a.c.Readable() != 3 {
+		t.Fatal("an old-timestamp segment was delivered")
+	}
+	acks := p.a.take()
+	if len(acks) != 1 || acks[0].Ack != 304 {
+		t.Fatalf("PAWS drop answered with %v", segs(acks))
+	}
+	if ev := p.a.events[len(p.a.events)-2]; ev.Type != EventDrop || ev.Reason != ReasonPAWS {
+		t.Fatalf("drop reason %v", ev.Reason)
+	}
+}
+
+// TestRTTEstimation: SRTT, RTTVAR and RTO follow RFC 6298 §2 from the
+// samples, with the 200 ms floor (§2.4).
+func TestRTTEstimation(t *testing.T) {
+	k := &clock{now: t0}
+	a := newEndAs(t, "A", k, sockA, sockB, Config{NoTimestamps: true, NoDelay: true})
+	a.c.Connect(k.now, 100)
+	a.take()
+	k.advance(100 * time.Millisecond)
+	a.in(S("SYN,ACK", 300, 101, 65535, ""))
+	a.take()
+	st := a.c.Status()
+	// First sample R = 100 ms: SRTT = 100, RTTVAR = 50, RTO = 100+4*50 = 300 ms.
+	if a.c.srtt != 100*time.Millisecond || a.c.rttvar != 50*time.Millisecond || st.RTO != 300*time.Millisecond {
+		t.Fatalf("after R=100ms: srtt %v rttvar %v rto %v", a.c.srtt, a.c.rttvar, st.RTO)
+	}
+	a.c.Write(k.now, []byte("x"))
+	a.take()
+	k.advance(20 * time.Millisecond)
+	a.in(S("ACK", 301, 102, 65535, ""))
+	// R = 20 ms: RTTVAR = 3/4*50 + 1/4*80 = 57.5; SRTT = 7/8*100 + 1/8*20 = 90;
+	// RTO = 90 + 230 = 320 ms.
+	if a.c.srtt != 90*time.Millisecond || a.c.rttvar != 57500*time.Microsecond || a.c.rto != 320*time.Millisecond {
+		t.Fatalf("after R=20ms: srtt %v rttvar %v rto %v", a.c.srtt, a.c.rttvar, a.c.rto)
+	}
+	// Karn: a retransmitted segment gives no sample.
+	a.c.Write(k.now, []byte("y"))
+	a.take()
+	k.now = a.c.Deadline()
+	a.fire()
+	a.take()
+	k.advance(5 * time.Second)
+	a.in(S("ACK", 301, 103, 65535, ""))
+	if a.c.srtt != 90*time.Millisecond {
+		t.Fatalf("a retransmission was sampled: srtt %v", a.c.srtt)
+	}
+	if a.c.rto != 640*time.Millisecond {
+		t.Fatalf("the backed-off RTO %v should stand until a new sample", a.c.rto)
+	}
+}
+
+// TestReassembly: out-of-order segments wait, each draws an immediate ACK
+// with SACK blocks for what is held (RFC 2018 §4, the latest first), and
+// the segment that fills the hole delivers everything. Duplicates and
+// overlaps change nothing.
+func TestReassembly(t *testing.T) {
+	p := newPairAs(t, Config{AckDelay: -1, NoTimestamps: true})
+	p.handshake()
+	a := p.a
+	a.in(S("ACK", 311, 101, 1000, "KLMNO")) // [311,316)
+	a.in(S("ACK", 321, 101, 1000, "UVW"))   // [321,324)
+	a.in(S("ACK", 313, 101, 1000, "MNOPQ")) // overlaps, extends to 318
+	acks := a.take()
+	if len(acks) != 3 {
+		t.Fatalf("want an ACK per out-of-order segment, got %s", segs(acks))
+	}
+	last := acks[2].Options
+	want := []header.SACKBlock{{Left: 311, Right: 318}, {Left: 321, Right: 324}}
+	if last.NumSACK != 2 || last.SACKBlocks[0] != want[0] || last.SACKBlocks[1] != want[1] || acks[2].Ack != 301 {
+		t.Fatalf("ACK %d with SACK %v, want 301 with %v", acks[2].Ack, last.SACKBlocks[:last.NumSACK], want)
+	}
+	if a.c.Readable() != 0 {
+		t.Fatal("data past a hole is readable")
+	}
+	a.in(S("ACK", 301, 101, 1000, "ABCDEFGHIJ")) // fills [301,311)
+	acks = a.take()
+	if len(acks) != 1 || acks[0].Ack != 318 || acks[0].Options.NumSACK != 1 {
+		t.Fatalf("after the fill: %s %+v", segs(acks), acks[0].Options)
+	}
+	a.in(S("ACK", 318, 101, 1000, "RST"))
+	a.in(S("ACK", 310, 101, 1000, "JK")) // old: a duplicate
+	buf := make([]byte, 64)
+	n, _ := a.c.Read(p.k.now, buf)
+	if got := string(buf[:n]); got != "ABCDEFGHIJKLMNOPQRSTUVW" {
+		t.Fatalf("read %q", got)
+	}
+}
+
+// TestDelayedAck: one segment's ACK waits for AckDelay; a second full
+// segment is acknowledged at once (RFC 5681 §4.2); data the reply carries
+// takes the ACK along.
+func TestDelayedAck(t *testing.T) {
+	p := newPairAs(t, Config{NoTimestamps: true})
+	p.handshake()
+	b := p.b
+	full := string(make([]byte, DefaultMSS))
+	b.in(S("ACK", 101, 301, 1000, full))
+	b.expectNone()
+	if d := b.c.Deadline(); d != p.k.now.Add(DefaultAckDelay) {
+		t.Fatalf("delayed-ACK timer at %v", d.Sub(p.k.now))
+	}
+	b.in(S("ACK", 101+DefaultMSS, 301, 1000, full))
+	if got := b.take(); len(got) != 1 || got[0].Ack != 101+2*DefaultMSS {
+		t.Fatalf("second full segment: %s", segs(got))
+	}
+	b.in(S("ACK", 101+2*DefaultMSS, 301, 1000, "tiny"))
+	b.expectNone()
+	p.k.advance(10 * time.Millisecond)
+	b.c.Write(p.k.now, []byte("reply"))
+	got := b.take()
+	if len(got) != 1 || string(got[0].Payload) != "reply" || got[0].Ack != 101+2*DefaultMSS+4 {
+		t.Fatalf("the reply should carry the ACK: %s", segs(got))
+	}
+	p.k.advance(100 * time.Millisecond)
+	b.fire()
+	b.expectNone()
+	// And with nothing to carry it, the timer sends it.
+	b.in(S("ACK", 105+2*DefaultMSS, 306, 1000, "more"))
+	p.k.advance(DefaultAckDelay)
+	b.fire()
+	if got := b.take(); len(got) != 1 || got[0].Ack != 109+2*DefaultMSS {
+		t.Fatalf("delayed ACK: %s", segs(got))
+	}
+}
+
+// TestNagle: while data is unacknowledged a short segment waits until the
+// ACK comes or a full segment can go (RFC 9293 §3.7.4); NoDelay sends at
+// once.
+func TestNagle(t *testing.T) {
+	for _, noDelay := range []bool{false, true} {
+		t.Run(fmt.Sprint("NoDelay=", noDelay), func(t *testing.T) {
+			p := newPairAs(t, Config{NoTimestamps: true, NoDelay: noDelay, AckDelay: -1})
+			p.handshake()
+			a := p.a
+			a.c.Write(p.k.now, []byte("a"))
+			a.c.Write(p.k.now, []byte("b"))
+			a.c.Write(p.k.now, []byte("c"))
+			got := a.take()
+			if !noDelay {
+				if len(got) != 1 || string(got[0].Payload) != "a" {
+					t.Fatalf("with Nagle: %s", segs(got))
+				}
+				a.in(S("ACK", 301, 102, 1000, ""))
+				if got := a.take(); len(got) != 1 || string(got[0].Payload) != "bc" {
+					t.Fatalf("after the ACK: %s", segs(got))
+				}
+			} else if len(got) != 3 {
+				t.Fatalf("without Nagle each write goes: %s", segs(got))
+			}
+		})
+	}
+}
+
+// TestSlowStart: the first flight is the initial window of ten segments
+// (RFC 6928); each ACK in slow start opens room for more (RFC 5681 §3.1).
+func TestSlowStart(t *testing.T) {
+	p := newPairAs(t, Config{NoTimestamps: true, AckDelay: -1, NoDelay: true, MSS: 100, CongestionControl: "newreno"})
+	p.handshake()
+	a := p.a
+	a.c.Write(p.k.now, make([]byte, 5000))
+	if got := a.take(); len(got) != 10 {
+		t.Fatalf("first flight: %d segments, want 10", len(got))
+	}
+	a.in(S("ACK", 301, 201, 65535, "")) // one segment acknowledged
+	if got := a.take(); len(got) != 2 {
+		t.Fatalf("after one ACK in slow start: %d segments, want 2", len(got))
+	}
+}
+
+// lossPair returns a pair in which A has sent n segments of MSS 100 from
+// seq 101 (B sees none of them) with the given options.
+func lossPair(t *testing.T, cfg Config, n int) (*pair, []Segment) {
+	cfg.NoTimestamps, cfg.AckDelay, cfg.NoDelay, cfg.MSS = true, -1, true, 100
+	p := newPairAs(t, cfg)
+	p.handshake()
+	// B's window, scaled, as its first ACK would bring it: duplicate ACKs
+	// must repeat the window they follow (RFC 5681 §2).
+	p.a.in(Segment{Seq: 301, Ack: 101, Flags: header.ACK, Window: uint16(p.b.c.rcvWindow() >> p.b.c.rcvShift)})
+	p.a.c.Write(p.k.now, make([]byte, n*100))
+	sent := p.a.take()
+	if len(sent) != n {
+		t.Fatalf("sent %d segments, want %d", len(sent), n)
+	}
+	return p, sent
+}
+
+// TestFastRetransmitNewReno: without SACK, three duplicate ACKs resend the
+// missing segment at once, before any timeout (RFC 5681 §3.2); a partial
+// ACK resends the next hole (RFC 6582 §3.2 step 5); a full ACK ends
+// recovery with the window halved.
+func TestFastRetransmitNewReno(t *testing.T) {
+	p, sent := lossPair(t, Config{NoSACK: true, CongestionControl: "newreno"}, 8)
+	a, b := p.a, p.b
+	// Segments 0 and 3 are lost.
+	for _, i := range []int{1, 2, 4, 5, 6, 7} {
+		b.in(sent[i])
+	}
+	dups := b.take()
+	if len(dups) != 6 {
+		t.Fatalf("B sent %d dup ACKs", len(dups))
+	}
+	a.in(dups[0])
+	a.in(dups[1])
+	a.expectNone()
+	a.in(dups[2])
+	rtx := a.take()
+	if len(rtx) < 1 || rtx[0].Seq != 101 || len(rtx[0].Payload) != 100 {
+		t.Fatalf("third dup ACK: %s", segs(rtx))
+	}
+	if ev := lastOut(a); !ev.Retransmit {
+		t.Fatal("not marked as a retransmission")
+	}
+	cwnd := a.c.cc.CWnd()
+	if cwnd != 400 { // ssthresh = FlightSize/2 = 800/2
+		t.Fatalf("cwnd in recovery %d, want 400", cwnd)
+	}
+	b.in(rtx[0])
+	partial := b.take()
+	if len(partial) != 1 || partial[0].Ack != 401 {
+		t.Fatalf("B's ACK after the resend: %s", segs(partial))
+	}
+	a.in(partial[0])
+	if got := a.take(); len(got) < 1 || got[0].Seq != 401 {
+		t.Fatalf("partial ACK should resend the next hole: %s", segs(got))
+	}
+	b.in(S("ACK", 401, 301, 65535, string(make([]byte, 100))))
+	full := b.take()
+	if full[len(full)-1].Ack != 901 {
+		t.Fatalf("B did not reassemble: %s", segs(full))
+	}
+	a.in(full[len(full)-1])
+	if a.c.inRecovery || a.c.SendQueued() != 0 {
+		t.Fatalf("recovery did not end: %v, %d queued", a.c.inRecovery, a.c.SendQueued())
+	}
+}
+
+// TestFastRetransmitSACK: with SACK, the duplicate ACKs' blocks show which
+// segments are missing; recovery resends exactly those (RFC 6675).
+func TestFastRetransmitSACK(t *testing.T) {
+	p, sent := lossPair(t, Config{}, 10)
+	a, b := p.a, p.b
+	// Segments 0 and 4 are lost.
+	for i, s := range sent {
+		if i != 0 && i != 4 {
+			b.in(s)
+		}
+	}
+	dups := b.take()
+	last := dups[len(dups)-1].Options
+	if last.NumSACK != 2 {
+		t.Fatalf("B's last dup ACK SACKs %v", last.SACKBlocks[:last.NumSACK])
+	}
+	var rtx []Segment
+	for _, d := range dups {
+		a.in(d)
+		rtx = append(rtx, a.take()...)
+	}
+	var resent []seqnum.Value
+	for _, s := range rtx {
+		if s.Seq.LessThan(1101) {
+			resent = append(resent, s.Seq)
+		}
+	}
+	if fmt.Sprint(resent) != "[101 501]" {
+		t.Fatalf("resent %v, want exactly the holes [101 501]", resent)
+	}
+	for _, s := range rtx {
+		b.in(s)
+	}
+	acks := b.take()
+	if acks[len(acks)-1].Ack.LessThan(1101) {
+		t.Fatalf("B still misses data: %s", segs(acks))
+	}
+}
+
+// TestRTOAfterLossClearsSACK: a timeout ignores earlier SACK information
+// (RFC 2018 §8) and restarts from one segment.
+func TestRTOAfterLossClearsSACK(t *testing.T) {
+	p, sent := lossPair(t, Config{}, 4)
+	a, b := p.a, p.b
+	b.in(sent[2])
+	a.in(b.take()[0])
+	p.k.now = a.c.Deadline()
+	a.fire()
+	got := a.take()
+	if len(got) != 1 || got[0].Seq != 101 || a.c.cc.CWnd() != 100 {
+		t.Fatalf("RTO: %s, cwnd %d", segs(got), a.c.cc.CWnd())
+	}
+	if !a.c.sacked.empty() {
+		t.Fatal("SACK scoreboard kept across a timeout")
+	}
+}
+
+// TestKeepAlive: an idle connection is probed after KeepAliveIdle; an
+// answer keeps it; KeepAliveCount unanswered probes end it.
+func TestKeepAlive(t *testing.T) {
+	cfg := Config{NoTimestamps: true, KeepAlive: true, KeepAliveIdle: 10 * time.Second, KeepAliveInterval: time.Second, KeepAliveCount: 2}
+	p := newPairAs(t, cfg)
+	p.handshake()
+	a := p.a
+	p.k.advance(10 * time.Second)
+	a.fire()
+	probe := a.take()
+	if len(probe) != 1 || probe[0].Seq != 100 || len(probe[0].Payload) != 0 {
+		t.Fatalf("keep-alive probe: %s", segs(probe))
+	}
+	p.b.in(probe[0])
+	a.in(p.b.take()[0]) // the answer
+	p.k.advance(time.Second)
+	a.fire()
+	a.expectNone() // answered: wait a whole idle period again
+	p.k.advance(9 * time.Second)
+	a.fire()
+	a.take()
+	p.k.advance(time.Second)
+	a.fire()
+	a.take()
+	p.k.advance(time.Second)
+	a.fire()
+	a.wantState(Closed)
+	if !errors.Is(a.c.Err(), ErrTimeout) {
+		t.Fatalf("err %v", a.c.Err())
+	}
+}
+
+func lastOut(e *end) Event {
+	for i := len(e.events) - 1; i >= 0; i-- {
+		if e.events[i].Type == EventSegmentOut {
+			return e.events[i]
+		}
+	}
+	return Event{}
+}
