@@ -90,6 +90,7 @@ func (c *Conn) inputListen(now time.Time, seg *Segment) {
 		c.takeSynOptions(seg)
 		c.lastRecv = now
 		c.sndWnd = uint32(seg.Window) // RFC 7323 §2.2: a SYN's window is never scaled
+		c.sndWL1, c.sndWL2 = seg.Seq, c.iss
 		c.setState(now, SynReceived)
 		c.sendSyn(now, true, false)
 		return
@@ -145,7 +146,7 @@ func (c *Conn) inputSynSent(now time.Time, seg *Segment) {
 	}
 	c.sndWnd = uint32(seg.Window)
 	c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
-	c.sndWL1, c.sndWL2 = seg.Seq, seg.Ack
+	c.sndWL1, c.sndWL2 = seg.Seq, c.sndUna
 	if c.sndUna.GreaterThan(c.iss) {
 		// "If SND.UNA > ISS (our SYN has been ACKed), change the connection
 		// state to ESTABLISHED, form an ACK segment
@@ -441,15 +442,6 @@ func (c *Conn) processAck(now time.Time, seg *Segment, seq seqnum.Value, payload
 	}
 
 	switch c.state {
-	case LastAck:
-		// "The only thing that can arrive in this state is an
-		// acknowledgment of our FIN. If our FIN is now acknowledged,
-		// delete the TCB, enter the CLOSED state, and return."
-		c.ackSendQueue(now, ack)
-		if c.finAcked() {
-			c.enterClosed(now, nil)
-		}
-		return false
 	case TimeWait:
 		// "The only thing that can arrive in this state is a retransmission
 		// of the remote FIN. Acknowledge it, and restart the 2 MSL
@@ -462,20 +454,20 @@ func (c *Conn) processAck(now time.Time, seg *Segment, seq seqnum.Value, payload
 	// "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be
 	// updated. If (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =<
 	// SEG.ACK)), set SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set
-	// SND.WL2 <- SEG.ACK."
-	if c.sndUna.LessThanEq(ack) && (c.sndWL1.LessThan(seg.Seq) || (c.sndWL1 == seg.Seq && c.sndWL2.LessThanEq(ack))) {
+	// SND.WL2 <- SEG.ACK." A segment whose ACK is newer than SND.WL2 also
+	// updates it, though its SEG.SEQ be older — a retransmission by the
+	// peer carries its latest window — as Linux's tcp_may_update_window
+	// does. The window's right edge is SND.WL2 + SND.WND (sndWndEnd).
+	if c.sndUna.LessThanEq(ack) && (c.sndWL1.LessThan(seg.Seq) || c.sndWL2.LessThan(ack) ||
+		(c.sndWL1 == seg.Seq && c.sndWL2.LessThanEq(ack))) {
 		opened := c.sndWnd == 0 && seg.Window > 0
 		c.sndWnd = uint32(seg.Window) << c.sndShift
 		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
 		c.sndWL1, c.sndWL2 = seg.Seq, ack
 		if opened {
-			// The window reopened. Whatever was sent beyond the shut window
-			// (a probe's byte) was not taken: send it again now, with what
-			// follows, rather than wait for the RTO. The probe timer has
-			// done its work.
-			c.rtxNxt = c.sndUna
-			c.stopTimer(now, TimerRetransmit)
-			c.retries = 0
+			// The window reopened: the persist timer has done its work.
+			c.stopTimer(now, TimerPersist)
+			c.probes = 0
 		}
 	}
 
@@ -496,6 +488,20 @@ func (c *Conn) processAck(now time.Time, seg *Segment, seq seqnum.Value, payload
 		// otherwise, ignore the segment."
 		if c.finAcked() {
 			c.startTimeWait(now)
+		} else {
+			c.flush(now)
+		}
+		return false
+	case LastAck:
+		// "The only thing that can arrive in this state is an
+		// acknowledgment of our FIN. If our FIN is now acknowledged,
+		// delete the TCB, enter the CLOSED state, and return." Data
+		// written before the CLOSE may still be going out, so the ACK
+		// was processed as in ESTABLISHED above, and sending goes on.
+		if c.finAcked() {
+			c.enterClosed(now, nil)
+		} else {
+			c.flush(now)
 		}
 		return false
 	}

@@ -44,15 +44,14 @@ func (r *ring) read(p []byte) int {
 	return n
 }
 
-// discard drops n bytes from the front.
+// discard drops n bytes from the front. The head moves on even when the
+// ring empties: out-of-order data may already sit past it, at its place.
 func (r *ring) discard(n int) {
 	n = min(n, r.n)
 	r.n -= n
-	if r.n == 0 {
-		r.head = 0
-		return
+	if r.size > 0 {
+		r.head = (r.head + n) % r.size
 	}
-	r.head = (r.head + n) % r.size
 }
 
 // peek returns up to n bytes starting off bytes from the front, as one

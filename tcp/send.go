@@ -163,7 +163,9 @@ func (c *Conn) retransmitAt(now time.Time, seq seqnum.Value, why Reason) {
 	}
 	n := 0
 	if seq.LessThan(end) {
-		n = min(int(seq.Size(end)), c.sndMSS-c.sackOptionLen())
+		// At most what was sent before: a retransmission carries no new
+		// data past SND.NXT, which the window may not allow.
+		n = min(int(seq.Size(end)), int(seq.Size(c.sndNxt)), c.sndMSS-c.sackOptionLen())
 		if in, _ := c.sacked.contains(seq); !in {
 			// Stop at the next SACKed byte.
 			for i := 0; i < c.sacked.len(); i++ {
@@ -221,7 +223,7 @@ func (c *Conn) sendData(now time.Time) {
 		mss := c.sndMSS - c.sackOptionLen()
 		n := min(avail, mss)
 		// RFC 9293 §3.8.6: never send beyond the peer's window.
-		wndEnd := c.sndUna.Add(seqnum.Size(c.sndWnd))
+		wndEnd := c.sndWndEnd()
 		if wndEnd.LessThanEq(p) {
 			n = 0
 		} else {
@@ -308,7 +310,10 @@ func (c *Conn) armPersist(now time.Time, avail int) {
 	if avail == 0 || c.sndUna != c.sndNxt || c.timerArmed(TimerPersist) || c.timerArmed(TimerRetransmit) {
 		return
 	}
-	wnd := int(c.sndWnd)
+	wnd := 0
+	if end := c.sndWndEnd(); c.sndNxt.LessThan(end) {
+		wnd = int(c.sndNxt.Size(end))
+	}
 	if wnd >= min(avail, c.sndMSS) {
 		return // not the window: Nagle or the congestion window holds it
 	}
@@ -322,3 +327,8 @@ func (c *Conn) persistBackoff() time.Duration {
 	}
 	return d
 }
+
+// sndWndEnd is the right edge of the peer's window: the window SND.WND it
+// offered counts from the acknowledgment SND.WL2 that came with it, not
+// from SND.UNA, which may have moved on since without a window of its own.
+func (c *Conn) sndWndEnd() seqnum.Value { return c.sndWL2.Add(seqnum.Size(c.sndWnd)) }
