@@ -265,6 +265,27 @@ func (c *Conn) rcvWindow() uint32 {
 	return w >> c.rcvShift << c.rcvShift
 }
 
+// offerWindow applies receiver-side silly window syndrome avoidance to
+// the free space wnd (RFC 9293 §3.8.6.2.2): the right edge moves only when
+// it can move by at least min(half the buffer, one full segment); until
+// then the window offered keeps the edge where it was (never moving it
+// left, RFC 9293 §3.8.6).
+func (c *Conn) offerWindow(wnd uint32) uint32 {
+	cur := uint32(0)
+	if c.rcvNxt.LessThan(c.rcvAdv) {
+		cur = uint32(c.rcvNxt.Size(c.rcvAdv))
+	}
+	if wnd <= cur || c.rcv.len() == 0 {
+		// Shrinking is not ours to avoid here; an empty buffer offers
+		// all of itself (the FIN took a sequence number but no room).
+		return wnd
+	}
+	if step := uint32(min(c.rcv.size/2, int(c.cfg.mss()))); wnd-cur < step {
+		return cur >> c.rcvShift << c.rcvShift
+	}
+	return wnd
+}
+
 // setState moves the connection to state s and reports the change.
 func (c *Conn) setState(now time.Time, s State) {
 	if s == c.state {
@@ -322,6 +343,7 @@ func (c *Conn) send(now time.Time, seg *Segment, why Reason, rtx bool) {
 		if seg.Flags&header.SYN != 0 {
 			seg.Window = uint16(min(wnd, 0xFFFF))
 		} else {
+			wnd = c.offerWindow(wnd)
 			seg.Window = uint16(wnd >> c.rcvShift)
 			c.segOptions(now, &seg.Options)
 		}

@@ -444,3 +444,25 @@ func lastOut(e *end) Event {
 	}
 	return Event{}
 }
+
+// TestReceiverSWS: a receiver does not offer a sliver of window: the right
+// edge moves only by at least min(half the buffer, one segment)
+// (RFC 9293 §3.8.6.2.2).
+func TestReceiverSWS(t *testing.T) {
+	p := newPair(t, Config{ReceiveBuffer: 1000, MSS: 100})
+	p.handshake()
+	b := p.b
+	for i := 0; i < 10; i++ {
+		b.in(S("ACK", uint32(101+100*i), 301, 1000, string(make([]byte, 100))))
+	}
+	if acks := b.take(); acks[len(acks)-1].Window != 0 {
+		t.Fatalf("full buffer advertises %d", acks[len(acks)-1].Window)
+	}
+	buf := make([]byte, 60)
+	b.c.Read(p.k.now, buf[:50])
+	b.expectNone() // 50 bytes free: too little to announce
+	b.in(S("ACK", 1100, 301, 1000, ""))   // a zero-window probe
+	b.expect1(S("ACK", 301, 1101, 0, "")) // still shut
+	b.c.Read(p.k.now, buf)                // 110 free
+	b.expect1(S("ACK", 301, 1101, 110, ""))
+}
