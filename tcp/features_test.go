@@ -460,7 +460,7 @@ func TestReceiverSWS(t *testing.T) {
 	}
 	buf := make([]byte, 60)
 	b.c.Read(p.k.now, buf[:50])
-	b.expectNone() // 50 bytes free: too little to announce
+	b.expectNone()                        // 50 bytes free: too little to announce
 	b.in(S("ACK", 1100, 301, 1000, ""))   // a zero-window probe
 	b.expect1(S("ACK", 301, 1101, 0, "")) // still shut
 	b.c.Read(p.k.now, buf)                // 110 free
