@@ -121,6 +121,12 @@ type Conn struct {
 	curTimer Timer
 	curKind  CauseKind
 
+	// Per-connection settings, from the Config and then the setters.
+	noDelay            bool
+	keepAlive          bool
+	kaIdle, kaInterval time.Duration
+	kaCount            int
+
 	tx Segment // scratch for outgoing segments, so sending allocates nothing
 	ev Event   // scratch for events, so observing allocates nothing
 }
@@ -133,6 +139,9 @@ func NewConn(id Tuple, cfg *Config, out Output) *Conn {
 		cfg = &Config{}
 	}
 	c := &Conn{id: id, cfg: cfg, out: out, obs: cfg.Observer}
+	c.noDelay = cfg.NoDelay
+	c.keepAlive = cfg.KeepAlive
+	c.kaIdle, c.kaInterval, c.kaCount = cfg.keepAliveIdle(), cfg.keepAliveInterval(), cfg.keepAliveCount()
 	c.resetTCB()
 	return c
 }
@@ -144,6 +153,8 @@ func (c *Conn) resetTCB() {
 	*c = Conn{
 		id: c.id, cfg: c.cfg, out: c.out, obs: c.obs, user: c.user,
 		curKind: c.curKind, curCall: c.curCall,
+		noDelay: c.noDelay, keepAlive: c.keepAlive,
+		kaIdle: c.kaIdle, kaInterval: c.kaInterval, kaCount: c.kaCount,
 		state: Closed,
 		snd:   newRing(c.cfg.sendBuffer()),
 		rcv:   newRing(c.cfg.receiveBuffer()),
@@ -170,6 +181,39 @@ func (c *Conn) Err() error { return c.err }
 
 // SetObserver replaces the observer that Config gave the connection.
 func (c *Conn) SetObserver(o Observer) { c.obs = o }
+
+// SetNoDelay turns Nagle's algorithm off (true) or on for this
+// connection, as TCP_NODELAY does.
+func (c *Conn) SetNoDelay(now time.Time, noDelay bool) {
+	c.noDelay = noDelay
+	if noDelay {
+		c.flush(now)
+	}
+}
+
+// SetKeepAlive turns keep-alive probes on or off for this connection and,
+// for each value that is positive, sets the idle time before the first
+// probe, the interval between probes, and how many go unanswered before
+// the connection ends (RFC 1122 §4.2.3.6).
+func (c *Conn) SetKeepAlive(now time.Time, on bool, idle, interval time.Duration, count int) {
+	c.keepAlive = on
+	if idle > 0 {
+		c.kaIdle = idle
+	}
+	if interval > 0 {
+		c.kaInterval = interval
+	}
+	if count > 0 {
+		c.kaCount = count
+	}
+	switch {
+	case !on:
+		c.stopTimer(now, TimerKeepAlive)
+	case c.state == Established || c.state == CloseWait:
+		c.kaProbes = 0
+		c.setTimer(now, TimerKeepAlive, c.lastRecv.Add(c.kaIdle))
+	}
+}
 
 // SetUserData attaches a value of the caller's to the connection, for
 // runtimes that map a Conn back to their own records.

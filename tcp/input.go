@@ -592,8 +592,8 @@ func (c *Conn) established(now time.Time) {
 	c.recover = c.sndUna
 	c.highRxt = c.sndUna
 	c.lastRecv = now
-	if c.cfg.KeepAlive {
-		c.setTimer(now, TimerKeepAlive, now.Add(c.cfg.keepAliveIdle()))
+	if c.keepAlive {
+		c.setTimer(now, TimerKeepAlive, now.Add(c.kaIdle))
 	}
 }
 

@@ -296,7 +296,7 @@ func (c *Conn) mayShip(n, avail, mss int, fin bool) bool {
 		return true
 	}
 	idle := c.sndUna == c.sndNxt
-	nagleOK := c.cfg.NoDelay || idle
+	nagleOK := c.noDelay || idle
 	if n == avail && nagleOK {
 		return true
 	}

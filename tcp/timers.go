@@ -154,17 +154,17 @@ func (c *Conn) keepAliveTimeout(now time.Time) {
 	default:
 		return
 	}
-	if idleUntil := c.lastRecv.Add(c.cfg.keepAliveIdle()); c.kaProbes == 0 && idleUntil.After(now) {
+	if idleUntil := c.lastRecv.Add(c.kaIdle); c.kaProbes == 0 && idleUntil.After(now) {
 		c.setTimer(now, TimerKeepAlive, idleUntil) // traffic since: wait on
 		return
 	}
-	if c.kaProbes >= c.cfg.keepAliveCount() {
+	if c.kaProbes >= c.kaCount {
 		c.enterClosed(now, ErrTimeout)
 		return
 	}
 	c.kaProbes++
 	c.sendProbe(now, ReasonKeepAlive)
-	c.setTimer(now, TimerKeepAlive, now.Add(c.cfg.keepAliveInterval()))
+	c.setTimer(now, TimerKeepAlive, now.Add(c.kaInterval))
 }
 
 // sendProbe sends <SEQ=SND.UNA-1><ACK=RCV.NXT><CTL=ACK>: old enough to be
