@@ -2,8 +2,14 @@
 // through the TCP state diagram (the three-way handshake, the
 // four-segment close, half close, simultaneous close and open, TIME-WAIT
 // and its 2MSL wait, the old duplicate SYN, a server stuck in
-// SYN-RECEIVED), each played out between two hosts in the deterministic
-// simulator of package sim.
+// SYN-RECEIVED), and then reliable transfer at work (a retransmission
+// timeout, a fast retransmit on duplicate ACKs and SACK, a zero window
+// probed and reopened), each played out between two hosts in the
+// deterministic simulator of package sim.
+//
+// The article's scenarios use Classic settings, TCP as RFC 9293 alone
+// describes it, so the ladders look as the article draws them; the
+// others say which modern behaviour they switch on.
 //
 // A Scenario is data (a name, a title, a paragraph tying it to the
 // article and to RFC 9293) plus a script. Run plays it and returns the
@@ -36,7 +42,25 @@ type Scenario struct {
 	// Left and Right name the hosts drawn in the ladder's columns.
 	Left, Right string
 
+	// config is both hosts' connection settings; nil means Classic.
+	config func() tcp.Config
 	script func(s *Stage)
+}
+
+// Classic is the configuration of the article's scenarios: TCP as RFC
+// 9293 alone describes it, so the ladders look as the article draws them.
+// Every segment is acknowledged at once (no delayed ACKs), and SYNs offer
+// only the MSS: no window scaling, timestamps or SACK.
+func Classic() tcp.Config {
+	return tcp.Config{AckDelay: -1, NoWindowScale: true, NoTimestamps: true, NoSACK: true}
+}
+
+// Config returns the settings both hosts of the scenario use.
+func (s *Scenario) Config() tcp.Config {
+	if s.config != nil {
+		return s.config()
+	}
+	return Classic()
 }
 
 // Stage is what a scenario's script works with: the World, the two
@@ -132,7 +156,7 @@ func (s *Scenario) Run(opt Options) *Result {
 	if left == "" {
 		left, right = "client", "server"
 	}
-	cfg := tcp.Config{}
+	cfg := s.Config()
 	st.A = w.NewHost(left, AddrA, cfg)
 	st.B = w.NewHost(right, AddrB, cfg)
 	st.A.SetISS(ISSA, ISSA+1000)

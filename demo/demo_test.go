@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tcpstate/tcpstate/header"
+	"github.com/tcpstate/tcpstate/seqnum"
+	"github.com/tcpstate/tcpstate/sim"
 	"github.com/tcpstate/tcpstate/tcp"
 	"github.com/tcpstate/tcpstate/trace"
 )
@@ -31,6 +35,11 @@ func segs(recs []trace.Record) []string {
 	}
 	return out
 }
+
+// unscripted are the scenarios whose exact segments are left to
+// TestFeatureScenarios and TestLossy: what they show matters, not every
+// ACK.
+var unscripted = map[string]bool{"lossy": true, "fast-retransmit": true, "zero-window": true}
 
 type side struct {
 	paths []string // one per connection, in order
@@ -68,7 +77,7 @@ var want = map[string][2]side{
 		{paths: []string{"CLOSED SYN-SENT ESTABLISHED FIN-WAIT-1 TIME-WAIT CLOSED"},
 			sent: []string{"SYN 1000 0", "ACK 1001 5001", "FIN,ACK 1001 5001", "ACK 1002 5002"}},
 		{paths: []string{"CLOSED LISTEN SYN-RECEIVED ESTABLISHED CLOSE-WAIT LAST-ACK CLOSED"},
-			sent: []string{"SYN,ACK 5000 1001", "ACK 5001 1002", "FIN,ACK 5001 1002"}},
+			sent: []string{"SYN,ACK 5000 1001", "FIN,ACK 5001 1002"}},
 	},
 	"simultaneous-close": {
 		{paths: []string{"CLOSED SYN-SENT ESTABLISHED FIN-WAIT-1 CLOSING TIME-WAIT CLOSED"},
@@ -102,6 +111,14 @@ var want = map[string][2]side{
 			sent: []string{"SYN,ACK 5000 1001", "SYN,ACK 5000 1001", "SYN,ACK 5000 1001", "SYN,ACK 5000 1001",
 				"SYN,ACK 5000 1001", "SYN,ACK 5000 1001", "RST 5001 0"}},
 	},
+	"retransmit": {
+		{paths: []string{"CLOSED SYN-SENT ESTABLISHED FIN-WAIT-1 FIN-WAIT-2 TIME-WAIT CLOSED"},
+			sent: []string{"SYN 1000 0", "ACK 1001 5001", "PSH,ACK 1001 5001 +100", "ACK 1101 6001",
+				"FIN,ACK 1101 6001", "ACK 1102 6002"}},
+		{paths: []string{"CLOSED LISTEN SYN-RECEIVED ESTABLISHED CLOSE-WAIT LAST-ACK CLOSED"},
+			sent: []string{"SYN,ACK 5000 1001", "ACK 5001 1101", "PSH,ACK 5001 1101 +1000", "PSH,ACK 5001 1101 +1000",
+				"ACK 6001 1102", "FIN,ACK 6001 1102"}},
+	},
 	"refused": {
 		{paths: []string{"CLOSED SYN-SENT CLOSED"}, sent: []string{"SYN 1000 0"}},
 		{paths: nil, sent: []string{"RST,ACK 0 1001"}},
@@ -127,7 +144,7 @@ func TestScenarios(t *testing.T) {
 	for _, s := range Scenarios() {
 		w, ok := want[s.Name]
 		if !ok {
-			if s.Name != "lossy" {
+			if !unscripted[s.Name] {
 				t.Errorf("%s: no expectations", s.Name)
 			}
 			continue
@@ -361,5 +378,247 @@ func TestLookup(t *testing.T) {
 			t.Errorf("scenario %q: duplicate or incomplete", s.Name)
 		}
 		seen[s.Name] = true
+	}
+}
+
+// TestFeatureScenarios checks what the scenarios of reliable transfer
+// are there to show. Each check names the tcp feature it depends on, so
+// a failure says which one is missing.
+func TestFeatureScenarios(t *testing.T) {
+	t.Run("retransmit", func(t *testing.T) {
+		r := mustRun(t, "retransmit")
+		lost := filtered(r, "server")
+		if len(lost) != 1 || lost[0].Seg.Len != 1000 {
+			t.Fatalf("want the server's 1000-byte reply lost, got %d filtered", len(lost))
+		}
+		orig := lost[0]
+		var fired *trace.Record
+		var rtx *trace.Record
+		for i := range r.Records {
+			rec := &r.Records[i]
+			if rec.Host != "server" || rec.T < orig.T {
+				continue
+			}
+			if rec.Kind == trace.KindTimerFired && rec.Timer == tcp.TimerRetransmit.String() && fired == nil {
+				fired = rec
+			}
+			if rec.Kind == trace.KindSegmentOut && rec.Retransmit && rec.Seg.Seq == orig.Seg.Seq && rtx == nil {
+				rtx = rec
+			}
+		}
+		switch {
+		case rtx == nil:
+			t.Fatal("the lost reply was never retransmitted")
+		case fired == nil || fired.T != rtx.T:
+			t.Errorf("the retransmission at %v does not follow a retransmission timeout", rtx.T)
+		case rtx.Reason != tcp.ReasonRetransmit.String() || rtx.Seg.Len != orig.Seg.Len:
+			t.Errorf("retransmission %q of %d bytes, want %q of %d", rtx.Reason, rtx.Seg.Len, tcp.ReasonRetransmit, orig.Seg.Len)
+		}
+		if rtx != nil {
+			// The handshake measured a 20 ms round trip, so the RTO is the
+			// 200 ms floor (RFC 6298 §2.4, Linux's minimum), not the
+			// initial 1 s of §2.1.
+			gap := rtx.T - orig.T
+			if gap < tcp.DefaultMinRTO || gap >= tcp.DefaultInitialRTO {
+				t.Errorf("retransmitted %v after the original, want an RTO from the measured RTT in [%v, %v) "+
+					"(RFC 6298 RTT estimation)", gap, tcp.DefaultMinRTO, tcp.DefaultInitialRTO)
+			}
+		}
+		if got := len(r.Stage.A.Conns()[0].Received()); got != 1000 {
+			t.Errorf("client received %d bytes, want 1000", got)
+		}
+		endsClean(t, r)
+	})
+
+	t.Run("fast-retransmit", func(t *testing.T) {
+		r := mustRun(t, "fast-retransmit")
+		lost := filtered(r, "client")
+		if len(lost) != 1 || lost[0].Seg.Seq != ISSA+501 || lost[0].Seg.Len != 500 {
+			t.Fatalf("want the client's second 500-byte segment (seq %d) lost, got %+v", ISSA+501, lost)
+		}
+		hole := lost[0].Seg.Seq
+		sack := sackNegotiated(r)
+		if !sack {
+			t.Error("SACK was not negotiated though both sides offer it (RFC 2018 SACK-permitted)")
+		}
+		var (
+			rtx      *trace.Record
+			dups     int
+			rtoFired bool
+			sackDups int
+		)
+		for i := range r.Records {
+			rec := &r.Records[i]
+			if rec.Host != "client" || rec.T < lost[0].T {
+				continue
+			}
+			if rec.Kind == trace.KindTimerFired && rec.Timer == tcp.TimerRetransmit.String() {
+				rtoFired = true
+			}
+			if rec.Kind == trace.KindSegmentIn && rec.Seg.Len == 0 && rec.Seg.Ack == hole {
+				dups++
+				if strings.Contains(rec.Opts, "sack=") {
+					sackDups++
+				}
+			}
+			if rec.Kind == trace.KindSegmentOut && rec.Retransmit && rec.Seg.Seq == hole {
+				rtx = rec
+				break
+			}
+		}
+		switch {
+		case rtx == nil:
+			t.Fatal("the lost segment was never retransmitted")
+		case rtoFired || rtx.Reason == tcp.ReasonRetransmit.String():
+			t.Errorf("the lost segment was resent by the retransmission timer, not by fast retransmit " +
+				"(RFC 5681 §3.2 / RFC 6675)")
+		case rtx.Reason != tcp.ReasonFastRetransmit.String():
+			t.Errorf("the lost segment was resent for %q, want %q", rtx.Reason, tcp.ReasonFastRetransmit)
+		}
+		// The first ack=hole acknowledges the first segment; the rest are
+		// duplicates. Three trigger fast retransmit (RFC 5681); with SACK,
+		// more than two segments' worth SACKed beyond the hole may trigger
+		// it after two (RFC 6675 IsLost).
+		least := 3
+		if sack {
+			least = 2
+		}
+		if dups-1 < least {
+			t.Errorf("retransmitted after %d duplicate ACKs, want at least %d", dups-1, least)
+		}
+		if sack && sackDups < dups-1 {
+			t.Errorf("only %d of %d duplicate ACKs carry SACK blocks (RFC 2018)", sackDups, dups)
+		}
+		// The server kept the four segments after the hole: the ACK of the
+		// retransmission covers all six (out-of-order reassembly).
+		if rtx != nil {
+			for _, rec := range r.Records {
+				if rec.Host == "server" && rec.Kind == trace.KindSegmentOut && rec.T > rtx.T && hole.LessThan(rec.Seg.Ack) {
+					if rec.Seg.Ack != ISSA+1+3000 {
+						t.Errorf("the retransmission is acknowledged with ack=%d, want %d: the server "+
+							"did not keep the out-of-order segments (reassembly)", rec.Seg.Ack, ISSA+1+3000)
+					}
+					break
+				}
+			}
+		}
+		if !bytes.Equal(r.Stage.Accepted.Received(), payload(3000, "0123456789abcdef")) {
+			t.Errorf("server received %d bytes, not the 3000 sent", len(r.Stage.Accepted.Received()))
+		}
+		endsClean(t, r)
+	})
+
+	t.Run("zero-window", func(t *testing.T) {
+		r := mustRun(t, "zero-window")
+		const resume = 2500 * time.Millisecond
+		var (
+			zeroAt   time.Duration = -1
+			probes   []time.Duration
+			rtxProbe int
+			update   *trace.Record
+			lastWin  = -1
+			lastTmr  string
+			beyond   int
+			edge     seqnum.Value
+			answered int
+		)
+		for i := range r.Records {
+			rec := &r.Records[i]
+			switch {
+			case rec.Host == "server" && rec.Kind == trace.KindSegmentOut && rec.Seg.Flags&header.ACK != 0:
+				if rec.Seg.Window == 0 && zeroAt < 0 {
+					zeroAt = rec.T
+				}
+				if rec.Seg.Window == 0 && len(probes) > 0 && rec.T > probes[len(probes)-1] {
+					answered++
+				}
+				if rec.T >= resume && rec.Seg.Window > 0 && update == nil {
+					update = rec
+				}
+			case rec.Host == "client" && rec.Kind == trace.KindSegmentIn && rec.Seg.Flags&header.ACK != 0:
+				lastWin = int(rec.Seg.Window)
+				if e := rec.Seg.Ack.Add(seqnum.Size(rec.Seg.Window)); edge.LessThan(e) {
+					edge = e
+				}
+			case rec.Host == "client" && rec.Kind == trace.KindTimerFired:
+				lastTmr = rec.Timer
+			case rec.Host == "client" && rec.Kind == trace.KindSegmentOut:
+				if lastWin == 0 && lastTmr != "" && rec.T < resume {
+					probes = append(probes, rec.T)
+					if lastTmr != tcp.TimerPersist.String() {
+						rtxProbe++
+					}
+				}
+				if end := rec.Seg.Seq.Add(seqnum.Size(rec.Seg.Len)); rec.Seg.Len > 1 && edge.LessThan(end) {
+					beyond++
+				}
+				lastTmr = ""
+			}
+		}
+		if zeroAt < 0 {
+			t.Fatal("the server never advertised a zero window")
+		}
+		if len(probes) < 2 {
+			t.Fatalf("%d zero-window probes while the reader was stopped, want several (persist timer, RFC 9293 §3.8.6.1)", len(probes))
+		}
+		if rtxProbe > 0 {
+			t.Errorf("%d of %d probes came from the retransmission timer, not the persist timer (RFC 9293 §3.8.6.1)",
+				rtxProbe, len(probes))
+		}
+		for i := 2; i < len(probes); i++ {
+			if probes[i]-probes[i-1] <= probes[i-1]-probes[i-2] {
+				t.Errorf("probes at %v: the persist timer does not back off", probes)
+				break
+			}
+		}
+		if answered < len(probes) {
+			t.Errorf("%d of %d probes were answered with win=0", answered, len(probes))
+		}
+		if beyond > 0 {
+			t.Errorf("the client sent %d segments beyond the server's window", beyond)
+		}
+		switch {
+		case update == nil:
+			t.Error("the window never reopened after the reader resumed")
+		case update.Reason != tcp.ReasonWindowUpdate.String():
+			t.Errorf("the window reopened with %q, want a window update", update.Reason)
+		}
+		if !bytes.Equal(r.Stage.Accepted.Received(), payload(3000, "0123456789abcdef")) {
+			t.Errorf("server received %d bytes, not the 3000 sent", len(r.Stage.Accepted.Received()))
+		}
+		endsClean(t, r)
+	})
+}
+
+// filtered returns the packets from host that a scripted filter dropped.
+func filtered(r *Result, host string) []trace.Record {
+	var out []trace.Record
+	for _, rec := range r.Records {
+		if rec.Host == host && rec.Kind == trace.KindFiltered {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// sackNegotiated reports whether both SYNs carried SACK-permitted.
+func sackNegotiated(r *Result) bool {
+	n := 0
+	for _, rec := range r.Records {
+		if rec.Kind == trace.KindSegmentOut && rec.Seg.Flags&header.SYN != 0 && strings.Contains(rec.Opts, "sackOK") {
+			n++
+		}
+	}
+	return n >= 2
+}
+
+// endsClean checks both sides of the scenario's connection ended CLOSED
+// without an error.
+func endsClean(t *testing.T, r *Result) {
+	t.Helper()
+	for _, c := range []*sim.Conn{r.Stage.A.Conns()[0], r.Stage.Accepted} {
+		if c.State() != tcp.Closed || c.Err() != nil {
+			t.Errorf("%s ended %v, %v; want CLOSED without error", c.Host().Name(), c.State(), c.Err())
+		}
 	}
 }

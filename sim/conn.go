@@ -12,11 +12,11 @@ import (
 // later.
 //
 // The application model: Write queues all it is given and feeds it to the
-// connection as buffer space allows; Close waits for that queue to drain
-// and for the handshake (then CLOSE sends the FIN after the data, as RFC
-// 9293 §3.10.4 asks); and
-// unless SetAutoRead(false), everything that arrives is read at once and
-// kept (Received).
+// connection as buffer space allows (WriteStream does the same for bytes
+// made on demand); Close waits for that queue to drain and for the
+// handshake (then CLOSE sends the FIN after the data, as RFC 9293 §3.10.4
+// asks); and unless SetAutoRead(false), everything that arrives is read at
+// once and kept (Received), or handed to the function OnRead set.
 type Conn struct {
 	host    *Host
 	tc      *tcp.Conn
@@ -30,7 +30,13 @@ type Conn struct {
 
 	autoRead  bool
 	received  []byte
+	nread     int64
+	onRead    func(p []byte)
 	pending   []byte
+	pendBuf   []byte // pending's backing array, reused once drained
+	stream    int64  // bytes WriteStream still has to make
+	streamOff int64  // offset of the next of them
+	fill      func(off int64, p []byte)
 	closeReq  bool
 	closeDone bool
 	err       error
@@ -65,8 +71,18 @@ func (c *Conn) Err() error {
 	return c.tc.Err()
 }
 
-// Received returns every byte the application model has read.
+// Received returns every byte the application model has read, unless
+// OnRead took them.
 func (c *Conn) Received() []byte { return c.received }
+
+// ReceivedLen returns how many bytes the application model has read,
+// whether it kept them or handed them to OnRead.
+func (c *Conn) ReceivedLen() int64 { return c.nread }
+
+// OnRead hands every byte the application model reads to f instead of
+// keeping it, for transfers too large to keep; p is valid only during the
+// call. nil goes back to keeping them.
+func (c *Conn) OnRead(f func(p []byte)) { c.onRead = f }
 
 // EOF reports whether the peer's FIN has arrived and every byte before it
 // has been read.
@@ -74,7 +90,7 @@ func (c *Conn) EOF() bool { return c.tc.ReadClosed() && c.tc.Readable() == 0 }
 
 // Unsent returns how many written bytes still wait for room in the
 // connection's send buffer.
-func (c *Conn) Unsent() int { return len(c.pending) }
+func (c *Conn) Unsent() int64 { return int64(len(c.pending)) + c.stream }
 
 // SetAutoRead turns the application model's reading on (the default) or
 // off. With it off, received data stays in the connection, its window
@@ -95,7 +111,28 @@ func (c *Conn) OnState(f func(c *Conn, from, to tcp.State)) { c.onState = f }
 // Write queues p for sending (the SEND call): as much as fits goes into
 // the connection now, the rest as acknowledgments make room.
 func (c *Conn) Write(p []byte) {
+	if len(c.pending) == 0 && c.pendBuf != nil {
+		c.pending = c.pendBuf[:0]
+	}
 	c.pending = append(c.pending, p...)
+	c.pendBuf = c.pending
+	c.host.call(c, func(time.Time) {})
+}
+
+// WriteStream queues n more bytes for sending, after anything already
+// written, without holding them: as the connection's send buffer makes
+// room, fill is asked for the bytes at stream offsets [off, off+len(p))
+// — counted from the first byte WriteStream ever queued on c — and writes
+// them into p. A stream of gigabytes costs no memory, and fill can make
+// bytes the receiver checks by their offset. fill, once given, stays;
+// nil keeps it.
+func (c *Conn) WriteStream(n int64, fill func(off int64, p []byte)) {
+	if fill != nil {
+		c.fill = fill
+	}
+	if n > 0 {
+		c.stream += n
+	}
 	c.host.call(c, func(time.Time) {})
 }
 
@@ -119,7 +156,8 @@ func (c *Conn) Close() {
 // Abort aborts the connection (the ABORT call): queued data is dropped,
 // and a synchronized connection sends RST.
 func (c *Conn) Abort() {
-	c.pending = nil
+	c.pending = c.pending[:0]
+	c.stream = 0
 	c.closeReq = false
 	c.host.call(c, func(now time.Time) {
 		if err := c.tc.Abort(now); err != nil && c.err == nil {
@@ -139,20 +177,39 @@ func (c *Conn) pump(now time.Time) {
 		if c.autoRead && c.tc.Readable() > 0 {
 			buf := c.host.readBuf()
 			n, _ := c.tc.Read(now, buf)
-			c.received = append(c.received, buf[:n]...)
+			c.nread += int64(n)
+			if c.onRead != nil {
+				c.onRead(buf[:n])
+			} else {
+				c.received = append(c.received, buf[:n]...)
+			}
 			progress = n > 0
 		}
 		if len(c.pending) > 0 && c.tc.Writable() > 0 {
 			n, err := c.tc.Write(now, c.pending)
 			c.pending = c.pending[n:]
-			if len(c.pending) == 0 {
-				c.pending = nil
-			}
 			if err != nil {
 				if c.err == nil {
 					c.err = err
 				}
-				c.pending = nil
+				c.pending = c.pending[:0]
+			}
+			progress = progress || n > 0
+		}
+		if len(c.pending) == 0 && c.stream > 0 && c.tc.Writable() > 0 {
+			buf := c.host.writeBuf()
+			k := int(min(int64(len(buf)), int64(c.tc.Writable()), c.stream))
+			if c.fill != nil {
+				c.fill(c.streamOff, buf[:k])
+			}
+			n, err := c.tc.Write(now, buf[:k])
+			c.stream -= int64(n)
+			c.streamOff += int64(n)
+			if err != nil {
+				if c.err == nil {
+					c.err = err
+				}
+				c.stream = 0
 			}
 			progress = progress || n > 0
 		}
@@ -160,10 +217,11 @@ func (c *Conn) pump(now time.Time) {
 			break
 		}
 	}
-	if len(c.pending) > 0 && c.tc.State() == tcp.Closed {
-		c.pending = nil
+	if c.tc.State() == tcp.Closed {
+		c.pending = c.pending[:0]
+		c.stream = 0
 	}
-	if c.closeReq && !c.closeDone && len(c.pending) == 0 && c.tc.State() != tcp.SynSent {
+	if c.closeReq && !c.closeDone && len(c.pending) == 0 && c.stream == 0 && c.tc.State() != tcp.SynSent {
 		c.closeDone = true
 		if err := c.tc.Close(now); err != nil && c.err == nil {
 			c.err = err
@@ -192,4 +250,11 @@ func (h *Host) readBuf() []byte {
 		h.rbuf = make([]byte, 64<<10)
 	}
 	return h.rbuf
+}
+
+func (h *Host) writeBuf() []byte {
+	if h.wbuf == nil {
+		h.wbuf = make([]byte, 64<<10)
+	}
+	return h.wbuf
 }

@@ -42,7 +42,10 @@ type Host struct {
 	recs   []trace.Record
 	sends  []*packet
 	curPkt uint64
+	curSeg *tcp.Segment // the segment being delivered, for its options
+	rseg   tcp.Segment  // scratch for the segment being delivered
 	rbuf   []byte
+	wbuf   []byte
 }
 
 // ErrPortInUse is returned by DialFrom when the tuple is taken.
@@ -160,7 +163,8 @@ func (h *Host) ephemeralPort() uint16 {
 func (h *Host) newConn(id tcp.Tuple, passive bool) *Conn {
 	c := &Conn{host: h, passive: passive, autoRead: true}
 	c.tc = tcp.NewConn(id, &h.cfg, h)
-	if h.w.sink != nil || h.obs != nil {
+	c.tc.SetUserData(c)
+	if h.w.sink != nil || h.obs != nil || h.w.tap != nil {
 		c.tc.SetObserver(h)
 	} else {
 		c.tc.SetObserver(nil)
@@ -230,6 +234,9 @@ func (h *Host) Observe(e *tcp.Event) {
 	if h.obs != nil {
 		h.obs.Observe(e)
 	}
+	if t := h.w.tap; t != nil {
+		t.Event(h, h.demux[e.Conn], e)
+	}
 	if h.w.sink == nil {
 		return
 	}
@@ -237,6 +244,9 @@ func (h *Host) Observe(e *tcp.Event) {
 	switch e.Type {
 	case tcp.EventSegmentIn, tcp.EventDrop:
 		r.Pkt = h.curPkt
+		if e.Type == tcp.EventSegmentIn && h.curSeg != nil {
+			r.Opts = trace.FormatOptions(&h.curSeg.Options)
+		}
 	}
 	h.recs = append(h.recs, r)
 }
@@ -245,6 +255,10 @@ func (h *Host) Observe(e *tcp.Event) {
 // which goes on the link when the current step ends.
 func (h *Host) Send(c *tcp.Conn, seg *tcp.Segment) {
 	id := c.ID()
+	if t := h.w.tap; t != nil {
+		sc, _ := c.UserData().(*Conn)
+		t.Sent(h, sc, seg)
+	}
 	if p := h.build(id.Local, id.Remote, seg); p != nil {
 		h.sends = append(h.sends, p)
 	}
@@ -276,6 +290,9 @@ func (h *Host) build(src, dst netip.AddrPort, seg *tcp.Segment) *packet {
 		id: w.pktID, buf: buf[:n], from: h,
 		info: PacketInfo{ID: w.pktID, T: w.now, Src: src, Dst: dst, Seg: seg.Info()},
 	}
+	if w.sink != nil {
+		p.opts = trace.FormatOptions(&seg.Options)
+	}
 	return p
 }
 
@@ -288,6 +305,7 @@ func (h *Host) flush() {
 		r := &h.recs[i]
 		if (r.Kind == trace.KindSegmentOut || r.Kind == trace.KindInject) && k < len(h.sends) {
 			r.Pkt = h.sends[k].id
+			r.Opts = h.sends[k].opts
 			h.w.emit(r)
 			h.transmit(h.sends[k])
 			k++
@@ -334,6 +352,9 @@ func (h *Host) transmit(p *packet) {
 func (h *Host) Inject(src, dst netip.AddrPort, seg *tcp.Segment, why string) {
 	w := h.w
 	w.step++
+	if w.tap != nil {
+		w.tap.Sent(h, nil, seg)
+	}
 	p := h.build(src, dst, seg)
 	if p == nil {
 		return
@@ -355,7 +376,10 @@ func (h *Host) receive(p *packet) {
 	defer w.drop(p)
 	var pk header.Packet
 	err := header.ParsePacket(p.buf, &pk)
-	var seg tcp.Segment
+	// The segment lives in the host, not on the stack: the tap and the
+	// trace take its address, and it must not escape to the heap.
+	h.rseg = tcp.Segment{}
+	seg := &h.rseg
 	if err == nil {
 		err = pk.TCP.Options(&seg.Options)
 	}
@@ -384,17 +408,23 @@ func (h *Host) receive(p *packet) {
 		Remote: netip.AddrPortFrom(pk.Src, t.SrcPort()),
 	}
 	now := w.Now()
-	h.curPkt = p.id
-	defer func() { h.curPkt = 0 }()
+	h.curPkt, h.curSeg = p.id, seg
+	defer func() { h.curPkt, h.curSeg = 0, nil }()
 	if c := h.demux[id]; c != nil {
-		c.tc.Input(now, &seg)
+		if w.tap != nil {
+			w.tap.Received(h, c, seg)
+		}
+		c.tc.Input(now, seg)
 		h.settle(c)
 		return
 	}
 	if h.listening[id.Local.Port()] && seg.Flags&(header.SYN|header.ACK|header.RST) == header.SYN {
 		c := h.newConn(id, true)
 		if err := c.tc.Listen(now, h.nextISS()); err == nil {
-			c.tc.Input(now, &seg)
+			if w.tap != nil {
+				w.tap.Received(h, c, seg)
+			}
+			c.tc.Input(now, seg)
 		}
 		h.settle(c)
 		if h.onAccept != nil && !c.removed {
@@ -403,15 +433,21 @@ func (h *Host) receive(p *packet) {
 		return
 	}
 	// No connection: RFC 9293 §3.10.7.1 (the CLOSED state).
+	if w.tap != nil {
+		w.tap.Received(h, nil, seg)
+	}
 	if w.sink != nil {
 		h.recs = append(h.recs, trace.Record{T: w.now, Host: h.name, Conn: id, Kind: trace.KindSegmentIn,
-			Pkt: p.id, HasSeg: true, Seg: seg.Info()})
+			Pkt: p.id, HasSeg: true, Seg: seg.Info(), Opts: trace.FormatOptions(&seg.Options)})
 	}
-	if rst, ok := tcp.ResetFor(&seg); ok {
+	if rst, ok := tcp.ResetFor(seg); ok {
 		w.Stats.Resets++
 		if w.sink != nil {
 			h.recs = append(h.recs, trace.Record{T: w.now, Host: h.name, Conn: id, Kind: trace.KindSegmentOut,
 				HasSeg: true, Seg: rst.Info(), Reason: tcp.ReasonResetNoConn.String()})
+		}
+		if w.tap != nil {
+			w.tap.Sent(h, nil, &rst)
 		}
 		if q := h.build(id.Local, id.Remote, &rst); q != nil {
 			h.sends = append(h.sends, q)

@@ -291,6 +291,7 @@ type packet struct {
 	from *Host
 	to   *Host
 	info PacketInfo
+	opts string // the segment's options as trace writes them; traced runs only
 }
 
 // String describes the packet for debugging.

@@ -182,6 +182,8 @@ func TestDropIfNthAndDelayIf(t *testing.T) {
 
 func TestRateSerializes(t *testing.T) {
 	w, a, b, l, log := pair(1, LinkConfig{Delay: ms}, addrA, addrB)
+	a.Config().NoTimestamps = true // full segments carry no options
+	b.Config().NoTimestamps = true
 	l.Dir(a).SetConfig(LinkConfig{Delay: ms, Rate: 1_000_000}) // 1 MB/s: 1 µs a byte
 	b.OnAccept(func(c *Conn) { c.SetAutoRead(true) })
 	c, _ := a.Dial(b.AddrPort(80))

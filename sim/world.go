@@ -12,10 +12,20 @@
 //
 // A scenario is a script of calls at given virtual times (World.At,
 // World.After), scripted impairments (Direction.DropIf, DelayIf,
-// Host.Inject) and random ones (LinkConfig). Run and RunUntilIdle advance
-// the clock from one happening to the next: a packet delivery, a scripted
-// action, or a connection's timer deadline. Every connection event and
-// every link event goes to the World's trace.Sink, grouped by step.
+// Host.Inject) and random ones (LinkConfig). Run, RunUntil and
+// RunUntilIdle advance the clock from one happening to the next: a packet
+// delivery, a scripted action, or a connection's timer deadline. Every
+// connection event and every link event goes to the World's trace.Sink,
+// grouped by step; a Tap (World.SetTap) sees every segment sent and
+// received and every event, for tests that check invariants as a run
+// goes.
+//
+// Connections carry a small application model (Conn): writes queue and
+// feed the send buffer, reads keep what arrives. WriteStream and OnRead
+// move gigabytes without holding them, for benchmarks and the CLI. An
+// untraced run allocates nothing per packet once a connection is moving
+// data: packet buffers, packets and the segment being delivered are
+// reused (see BenchmarkBulk).
 //
 // The same seed and script give the same run, byte for byte.
 package sim
@@ -45,6 +55,7 @@ type World struct {
 	hosts []*Host
 	links []*Link
 	sink  trace.Sink
+	tap   Tap
 	free  [][]byte  // packet buffers for reuse
 	pkts  []*packet // packets for reuse
 
@@ -54,20 +65,20 @@ type World struct {
 
 // Stats counts packets by their fate.
 type Stats struct {
-	Sent        int // packets handed to a link (injected ones included)
-	Delivered   int // packets that reached a host and parsed
-	Lost        int // lost at random (LinkConfig.Loss)
-	Filtered    int // dropped by a DropIf filter
-	QueueDrops  int // dropped at a full link queue
-	Duplicated  int // extra copies made (LinkConfig.Duplicate)
-	Reordered   int // held back at random (LinkConfig.Reorder)
-	Delayed     int // held back by a DelayIf filter
-	Corrupted   int // damaged on a link (LinkConfig.Corrupt)
-	BadPackets  int // failed to parse at the receiver: bad checksum or malformed
-	NoRoute     int // the sender had no link to send on
-	Unreachable int // reached a host that does not have the destination address
-	Resets      int // RSTs hosts sent for segments matching no connection
-	Injected    int // crafted segments put on the wire
+	Sent        int `json:"sent"`        // packets handed to a link (injected ones included)
+	Delivered   int `json:"delivered"`   // packets that reached a host and parsed
+	Lost        int `json:"lost"`        // lost at random (LinkConfig.Loss)
+	Filtered    int `json:"filtered"`    // dropped by a DropIf filter
+	QueueDrops  int `json:"queue_drops"` // dropped at a full link queue
+	Duplicated  int `json:"duplicated"`  // extra copies made (LinkConfig.Duplicate)
+	Reordered   int `json:"reordered"`   // held back at random (LinkConfig.Reorder)
+	Delayed     int `json:"delayed"`     // held back by a DelayIf filter
+	Corrupted   int `json:"corrupted"`   // damaged on a link (LinkConfig.Corrupt)
+	BadPackets  int `json:"bad_packets"` // failed to parse at the receiver: bad checksum or malformed
+	NoRoute     int `json:"no_route"`    // the sender had no link to send on
+	Unreachable int `json:"unreachable"` // reached a host that does not have the destination address
+	Resets      int `json:"resets"`      // RSTs hosts sent for segments matching no connection
+	Injected    int `json:"injected"`    // crafted segments put on the wire
 }
 
 // New returns a World at virtual time zero (Epoch) whose randomness comes
@@ -86,6 +97,12 @@ func (w *World) Seed() uint64 { return w.seed }
 // creating hosts so their introductions are recorded too; connections
 // created before a sink was set are not observed.
 func (w *World) SetTrace(s trace.Sink) { w.sink = s }
+
+// SetTap has t watch every segment the hosts send and receive and every
+// event of their connections (nil: none), for tests that check
+// invariants as a run goes. Set it before creating hosts' connections:
+// connections created before it was set report no events to it.
+func (w *World) SetTap(t Tap) { w.tap = t }
 
 // Rand returns the World's random source, for scripts that want
 // randomness that follows the seed.
@@ -144,6 +161,27 @@ func (w *World) RunUntilIdle(limit time.Duration) bool {
 		w.dispatch(w.q.pop())
 	}
 	return true
+}
+
+// RunUntil runs happenings until done, asked after each one, returns
+// true, or until the next happening would come after virtual time limit
+// (the clock is then left at limit), or until nothing is left to happen.
+// It reports whether done returned true.
+func (w *World) RunUntil(limit time.Duration, done func() bool) bool {
+	if done() {
+		return true
+	}
+	for w.q.len() > 0 {
+		if w.q.peek().at > limit {
+			w.now = max(w.now, limit)
+			return false
+		}
+		w.dispatch(w.q.pop())
+		if done() {
+			return true
+		}
+	}
+	return false
 }
 
 // Step runs the next happening, whatever its time, and reports whether

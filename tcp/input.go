@@ -222,6 +222,14 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 	}
 	wnd := seqnum.Size(c.rcvWindow())
 	if !c.acceptable(seq, segLen, wnd) {
+		if seg.Flags&header.ACK != 0 && c.ackPlausible(seg.Ack) {
+			// Unacceptable, but from the peer: its ACK is one we could
+			// have drawn. A sender whose full window was lost sends ACKs
+			// at our right edge; they still show it is alive, so they
+			// count against keep-alive's verdict (RFC 1122 §4.2.3.6).
+			c.lastRecv = now
+			c.kaProbes = 0
+		}
 		if c.state == TimeWait && fin && seq.Add(segLen) == c.rcvNxt {
 			// The peer's FIN again: our last ACK was lost. "Acknowledge it,
 			// and restart the 2 MSL timeout" (eighth step, TIME-WAIT).
@@ -320,6 +328,12 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 	// Sixth to eighth: the URG bit, the segment text and the FIN bit.
 	c.processText(now, seg, seq, payload, fin)
 	c.flush(now)
+}
+
+// ackPlausible reports whether ack lies where an ACK from the real peer
+// can: (SND.UNA - MAX.SND.WND) =< ack =< SND.NXT (RFC 5961 §5.2).
+func (c *Conn) ackPlausible(ack seqnum.Value) bool {
+	return c.sndUna.Sub(seqnum.Size(c.maxSndWnd)).LessThanEq(ack) && ack.LessThanEq(c.sndNxt)
 }
 
 // acceptable is the sequence-number test of RFC 9293 §3.10.7.4, first

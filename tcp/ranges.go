@@ -11,8 +11,6 @@ const maxRanges = 16
 // seqRange is the sequence space [start, end).
 type seqRange struct{ start, end seqnum.Value }
 
-func (r seqRange) len() seqnum.Size { return r.start.Size(r.end) }
-
 // rangeSet is a set of disjoint, non-adjacent sequence ranges kept in
 // ascending order, in a fixed array so that it never allocates. The
 // receiver keeps the out-of-order data it holds in one; the sender keeps
@@ -29,9 +27,6 @@ func (s *rangeSet) len() int          { return s.n }
 func (s *rangeSet) empty() bool       { return s.n == 0 }
 func (s *rangeSet) reset()            { s.n, s.last = 0, 0 }
 func (s *rangeSet) at(i int) seqRange { return s.r[i] }
-
-// highest returns the end of the highest range; valid when not empty.
-func (s *rangeSet) highest() seqnum.Value { return s.r[s.n-1].end }
 
 // add inserts [start, end), merging it with the ranges it overlaps or
 // touches. It reports false, changing nothing, when the set is full and

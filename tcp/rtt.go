@@ -3,7 +3,6 @@ package tcp
 import (
 	"time"
 
-	"github.com/tcpstate/tcpstate/header"
 	"github.com/tcpstate/tcpstate/seqnum"
 )
 
@@ -73,6 +72,3 @@ func (c *Conn) sampleFromAck(now time.Time, seg *Segment) time.Duration {
 
 // karn stops timing: a retransmission makes the sample ambiguous.
 func (c *Conn) karn() { c.timing = false }
-
-// segHasTS reports whether a segment carries a usable timestamp echo.
-func segHasTS(seg *Segment) bool { return seg.Options.HasTimestamps && seg.Flags&header.RST == 0 }

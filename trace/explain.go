@@ -77,10 +77,20 @@ func callPhrase(call string) string {
 func sendPhrase(r *Record, lastIn tcp.SegmentInfo) string {
 	flags := r.Seg.Flags.String()
 	if r.Retransmit {
+		how := ""
+		switch r.Reason {
+		case tcp.ReasonFastRetransmit.String():
+			how = " at once (fast retransmit)"
+		case tcp.ReasonProbe.String():
+			return fmt.Sprintf("probes the zero window with %d byte(s) it sent before", r.Seg.Len)
+		}
+		if r.Seg.Len > 0 && how != "" {
+			return fmt.Sprintf("resends %d bytes%s", r.Seg.Len, how)
+		}
 		if r.Seg.Len > 0 {
 			return fmt.Sprintf("resends %d bytes (%s)", r.Seg.Len, flags)
 		}
-		return "resends its " + flags
+		return "resends its " + flags + how
 	}
 	switch r.Reason {
 	case tcp.ReasonOpen.String():
@@ -95,7 +105,10 @@ func sendPhrase(r *Record, lastIn tcp.SegmentInfo) string {
 			s += " and its FIN"
 		}
 		return s
-	case tcp.ReasonAck.String():
+	case tcp.ReasonAck.String(), tcp.ReasonDelayedAck.String():
+		if r.Reason == tcp.ReasonDelayedAck.String() {
+			return "sends the ACK it held back (delayed ACK)"
+		}
 		if r.Seg.Ack == lastIn.Seq.Add(lastIn.SeqLen()) {
 			switch {
 			case lastIn.Flags&header.FIN != 0 && lastIn.Len > 0:
@@ -106,7 +119,19 @@ func sendPhrase(r *Record, lastIn tcp.SegmentInfo) string {
 				return fmt.Sprintf("acknowledges the %d bytes", lastIn.Len)
 			}
 		}
+		if lastIn.Len > 0 && lastIn.Seq.LessThan(r.Seg.Ack) {
+			return fmt.Sprintf("acknowledges everything before %d", r.Seg.Ack)
+		}
 		return "acknowledges"
+	case tcp.ReasonOutOfOrder.String():
+		return fmt.Sprintf("acknowledges at once: the data is out of order, %d is still missing (a duplicate ACK)", r.Seg.Ack)
+	case tcp.ReasonProbe.String():
+		if r.Seg.Len == 0 {
+			return "probes the zero window: an old sequence number draws an ACK with the window"
+		}
+		return fmt.Sprintf("probes the zero window with %d byte(s)", r.Seg.Len)
+	case tcp.ReasonKeepAlive.String():
+		return "sends a keep-alive probe: an old sequence number draws an ACK"
 	case tcp.ReasonFin.String():
 		return "sends its FIN"
 	case tcp.ReasonResetNoConn.String():
@@ -122,6 +147,9 @@ func sendPhrase(r *Record, lastIn tcp.SegmentInfo) string {
 	case tcp.ReasonWindowUpdate.String():
 		return "announces a larger window"
 	case tcp.ReasonOutOfWindow.String():
+		if r.Seg.Window == 0 {
+			return "acknowledges to say where it stands: the window is still 0"
+		}
 		return "acknowledges to say where it stands"
 	case tcp.ReasonAckTooNew.String():
 		return "acknowledges to say where it stands"
@@ -144,10 +172,34 @@ func dropPhrase(r *Record) string {
 		return "gets the SYN again (its SYN,ACK was lost)"
 	case tcp.ReasonRstIgnored.String():
 		return "ignores the RST"
+	case tcp.ReasonDupAck.String():
+		return "counts a duplicate ACK"
+	case tcp.ReasonOutOfWindow.String():
+		if r.Seg.Len == 0 {
+			return "finds it outside the window (a probe): answers with an ACK"
+		}
+		return "finds it outside the window: drops it and answers with an ACK"
+	case tcp.ReasonOutOfOrder.String():
+		return "has no room to keep it out of order: drops it"
+	case tcp.ReasonPAWS.String():
+		return "finds an old timestamp (PAWS, RFC 7323 §5): drops it"
 	case tcp.ReasonResetBadAck.String():
 		return "finds it acknowledges something never sent"
 	}
 	return "drops it (" + r.Reason + ")"
+}
+
+// timerSetPhrase describes a timer being armed, for the timers whose
+// arming a reader of the ladder wants to see; "" for the others.
+func timerSetPhrase(r *Record) string {
+	d := r.Deadline - r.T
+	switch r.Timer {
+	case tcp.TimerDelayedAck.String():
+		return fmt.Sprintf("holds its ACK back for up to %v (delayed ACK)", d)
+	case tcp.TimerPersist.String():
+		return fmt.Sprintf("starts its persist timer (%v)", d)
+	}
+	return ""
 }
 
 // timerPhrase describes a timer's expiry.

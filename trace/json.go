@@ -66,6 +66,9 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		b = append(b, `,"len":`...)
 		b = strconv.AppendInt(b, int64(r.Seg.Len), 10)
 	}
+	if r.Opts != "" {
+		b = appendField(b, "opts", r.Opts)
+	}
 	if r.Reason != "" {
 		b = appendField(b, "reason", r.Reason)
 	}
@@ -112,6 +115,7 @@ type recordJSON struct {
 	Ack        uint32     `json:"ack"`
 	Win        uint16     `json:"win"`
 	Len        int        `json:"len"`
+	Opts       string     `json:"opts"`
 	Reason     string     `json:"reason"`
 	Retransmit bool       `json:"retransmit"`
 	Timer      string     `json:"timer"`
@@ -129,7 +133,7 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 	*r = Record{
 		T: seconds(j.T), Step: j.Step, Run: j.Run, Host: j.Host, Kind: j.Type,
 		From: j.From, To: j.To, Cause: j.Cause, Call: j.Call, Pkt: j.Pkt,
-		Reason: j.Reason, Retransmit: j.Retransmit, Timer: j.Timer,
+		Opts: j.Opts, Reason: j.Reason, Retransmit: j.Retransmit, Timer: j.Timer,
 		Deadline: seconds(j.Deadline), Link: j.Link, Text: j.Text,
 	}
 	if j.Addr != "" {

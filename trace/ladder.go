@@ -93,6 +93,7 @@ type ladder struct {
 	arrived   map[uint64]int
 	explained map[string]bool
 	lastIn    [2]tcp.SegmentInfo // the latest segment each side received
+	delAck    [2]bool            // each side's delayed-ACK timer is running
 	started   bool
 	t0        time.Duration
 }
@@ -242,6 +243,26 @@ func (l *ladder) group(g []Record) {
 			if evSide < 0 || evSide == s {
 				evSide, evT = s, r.T
 			}
+		case KindTimerSet:
+			p := timerSetPhrase(r)
+			if r.Timer == tcp.TimerDelayedAck.String() {
+				if l.delAck[s] {
+					p = "" // already holding an ACK back: nothing new
+				}
+				l.delAck[s] = true
+			}
+			if p == "" {
+				continue
+			}
+			f := frag{r.Host, p}
+			switch {
+			case arrival != nil:
+				arrival.text = append(arrival.text, f)
+			case lastSend != nil && lastSend.side == s:
+				lastSend.text = append(lastSend.text, f)
+			default:
+				pending = append(pending, f)
+			}
 		case KindDrop:
 			f := frag{r.Host, dropPhrase(r)}
 			if arrival != nil {
@@ -256,7 +277,14 @@ func (l *ladder) group(g []Record) {
 				pending = append(pending, frag{r.Host, p})
 				evSide, evTag, evT = s, r.Call, r.T
 			}
+		case KindTimerStopped:
+			if r.Timer == tcp.TimerDelayedAck.String() {
+				l.delAck[s] = false
+			}
 		case KindTimerFired:
+			if r.Timer == tcp.TimerDelayedAck.String() {
+				l.delAck[s] = false
+			}
 			finalize()
 			arrival, lastSend = nil, nil
 			pending = append(pending, frag{r.Host, timerPhrase(r.Timer)})
@@ -277,6 +305,9 @@ func (l *ladder) group(g []Record) {
 				ln.text = append(ln.text, frag{"", what})
 			} else {
 				ln.text = append(ln.text, frag{r.Host, sendPhrase(r, l.lastIn[s])})
+				if p := optionsPhrase(r.Opts); p != "" {
+					ln.text = append(ln.text, frag{r.Host, p})
+				}
 			}
 			lastSend = ln
 			if r.Pkt != 0 {

@@ -115,6 +115,10 @@ type Record struct {
 	// HasSeg is set when Seg describes a segment.
 	HasSeg bool
 	Seg    tcp.SegmentInfo
+	// Opts lists the segment's TCP options as FormatOptions writes them
+	// ("mss=1460 ws=7 sackOK ts=1/0", "sack=2001-3001"); empty when it
+	// carries none or they are not known.
+	Opts string
 	// Reason says why a segment was sent or dropped, in tcp.Reason's
 	// words.
 	Reason string

@@ -98,12 +98,22 @@ func TestLadderShapes(t *testing.T) {
 			t.Errorf("simultaneous-close ladder lacks %q:\n%s", want, out)
 		}
 	}
-	out = ladder(t, mustRun(t, "fin-ack"))
-	if !strings.Contains(out, "X-- ACK seq=5001 ack=1002 win=65535 <-- CLOSE-WAIT") {
-		t.Errorf("fin-ack: the lost ACK is not drawn ending in X:\n%s", out)
+	out = ladder(t, mustRun(t, "retransmit"))
+	if !strings.Contains(out, "X-- PSH,ACK seq=5001 ack=1101 len=1000 win=65535 <-- ESTABLISHED") {
+		t.Errorf("retransmit: the lost reply is not drawn ending in X:\n%s", out)
 	}
-	if !strings.Contains(out, "The server's lone ACK of the FIN is lost.") {
-		t.Errorf("fin-ack: the filter's reason is missing:\n%s", out)
+	if !strings.Contains(out, "The reply is lost.") {
+		t.Errorf("retransmit: the filter's reason is missing:\n%s", out)
+	}
+	if !strings.Contains(out, "[retransmission timer expires]") && !strings.Contains(out, "the retransmission timer expires") {
+		t.Errorf("retransmit: no retransmission timeout:\n%s", out)
+	}
+	out = ladder(t, mustRun(t, "fin-ack"))
+	if !strings.Contains(out, "TIME-WAIT    <------------- FIN,ACK seq=5001 ack=1002 win=65535 <-- LAST-ACK") {
+		t.Errorf("fin-ack: the server's FIN does not carry the ACK straight to TIME-WAIT:\n%s", out)
+	}
+	if !strings.Contains(out, "holds its ACK back for up to 40ms (delayed ACK)") {
+		t.Errorf("fin-ack: the delayed ACK is not explained:\n%s", out)
 	}
 	out = ladder(t, mustRun(t, "handshake"))
 	for _, want := range []string{
@@ -155,4 +165,35 @@ func ladder(t *testing.T, r *demo.Result) string {
 }
 func demoSeg() tcp.SegmentInfo {
 	return tcp.SegmentInfo{Seq: 0xffffffff, Ack: 7, Flags: header.FIN | header.PSH | header.ACK, Window: 512, Len: 10}
+}
+
+func TestOptions(t *testing.T) {
+	var o header.TCPOptions
+	if s := trace.FormatOptions(&o); s != "" {
+		t.Errorf("no options: %q", s)
+	}
+	o = header.TCPOptions{MSS: 1460, HasMSS: true, WindowScale: 7, HasWindowScale: true, SACKPermitted: true,
+		TSVal: 100, TSEcr: 0, HasTimestamps: true}
+	o.SACKBlocks[0] = header.SACKBlock{Left: 2001, Right: 3001}
+	o.SACKBlocks[1] = header.SACKBlock{Left: 4294967000, Right: 5}
+	o.NumSACK = 2
+	s := trace.FormatOptions(&o)
+	if want := "mss=1460 ws=7 sackOK ts=100/0 sack=2001-3001,4294967000-5"; s != want {
+		t.Errorf("FormatOptions = %q, want %q", s, want)
+	}
+	back, err := trace.ParseOptions(s)
+	if err != nil || back != o {
+		t.Errorf("ParseOptions(%q) = %+v, %v; want %+v", s, back, err, o)
+	}
+	for _, bad := range []string{"mss=x", "ws=300", "ts=1", "sack=1", "sack=1-2,3-4,5-6,7-8,9-10", "bogus"} {
+		if _, err := trace.ParseOptions(bad); err == nil {
+			t.Errorf("ParseOptions(%q) accepted", bad)
+		}
+	}
+	// Options travel in JSON.
+	r := trace.Record{Kind: trace.KindSegmentOut, HasSeg: true, Seg: demoSeg(), Opts: s}
+	var back2 trace.Record
+	if err := back2.UnmarshalJSON(r.AppendJSON(nil)); err != nil || back2.Opts != s {
+		t.Errorf("opts after a JSON round trip: %q, %v", back2.Opts, err)
+	}
 }

@@ -5,13 +5,18 @@
 //	tcpstate demo                   run every scenario, in order
 //	tcpstate demo close fin-ack     run some of them
 //	tcpstate demo close --format json
+//	tcpstate sim --bytes 10MB --loss 5% --delay 20ms
+//	                                run one transfer in the simulator
 //
 // The demo plays the article's walk through the TCP state diagram in a
 // deterministic simulator and draws each scenario as a ladder diagram, or
-// prints its events as JSON lines. It needs no privileges and no network.
+// prints its events as JSON lines. sim runs one transfer over a simulated
+// link with the impairments asked for, and says what happened. Neither
+// needs privileges or a network.
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,6 +37,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(stderr, "tcpstate:", err)
+		var e *exitError
+		if errors.As(err, &e) {
+			return e.code
+		}
 		return 1
 	}
 	return 0
@@ -43,11 +52,13 @@ func newRootCmd() *cobra.Command {
 		Short: "A TCP/IP stack whose connection state machine you can watch",
 		Long: "tcpstate is a userspace TCP/IP stack (RFC 9293) whose every state change,\n" +
 			"segment and timer is observable. Its demo plays the classic scenarios of the\n" +
-			"TCP state diagram and draws them as ladder diagrams.",
+			"TCP state diagram and draws them as ladder diagrams; its sim runs one transfer\n" +
+			"over an impaired simulated link and says what happened.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(newDemoCmd())
+	root.AddCommand(newSimCmd())
 	return root
 }
