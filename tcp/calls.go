@@ -4,6 +4,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/tcpstate/tcpstate/header"
 	"github.com/tcpstate/tcpstate/seqnum"
 )
 
@@ -238,3 +239,57 @@ func (c *Conn) callEvent(now time.Time) {
 // say nothing about the host's clock or its other connections (RFC 7323
 // §5.4, §7.1).
 func tsOffsetFor(iss seqnum.Value) uint32 { return uint32(iss) * 2654435761 }
+
+// ReopenAllowed reports whether a SYN arriving for this connection in
+// TIME-WAIT may open a new incarnation at once (RFC 9293 §3.6.1, RFC 6191):
+// with timestamps, when its timestamp is newer than TS.Recent; without,
+// when its sequence number lies beyond RCV.NXT, so no old duplicate of
+// this incarnation can be taken for new data. The runtime then deletes
+// this TCB and treats the SYN as it would any new one.
+func (c *Conn) ReopenAllowed(seg *Segment) bool {
+	if c.state != TimeWait || seg.Flags&(header.SYN|header.ACK|header.RST) != header.SYN {
+		return false
+	}
+	if c.tsOK && seg.Options.HasTimestamps {
+		return int32(seg.Options.TSVal-c.tsRecent) > 0
+	}
+	return seg.Seq.GreaterThan(c.rcvNxt)
+}
+
+// ResumeFromCookie completes a passive open whose SYN was answered with a
+// SYN cookie (RFC 4987 §3.6): the connection, in LISTEN with the cookie as
+// its ISS, takes the ACK that returned the cookie as if its SYN-RECEIVED
+// state had been kept, with mss as the MSS the cookie recorded. Options
+// beyond the MSS were not kept and stay off.
+func (c *Conn) ResumeFromCookie(now time.Time, seg *Segment, mss uint16) error {
+	c.curKind = CauseSegment
+	if c.obs != nil {
+		c.curSeg = seg.Info()
+	}
+	if c.state != Listen || seg.Ack != c.iss.Add(1) || seg.Flags&(header.SYN|header.RST|header.ACK) != header.ACK {
+		return ErrNotConnected
+	}
+	c.irs = seg.Seq.Sub(1)
+	c.rcvNxt, c.rcvUP = seg.Seq, seg.Seq
+	c.sndUna, c.sndNxt, c.rtxNxt, c.sndBuf = c.iss, c.iss.Add(1), c.iss.Add(1), c.iss.Add(1)
+	c.wsOK, c.tsOK, c.sackOK = false, false, false
+	c.rcvShift, c.sndShift = 0, 0
+	c.peerMSS = int(mss)
+	c.sndMSS = max(min(int(mss), int(c.cfg.mss())), 1)
+	c.sndWnd = uint32(seg.Window)
+	c.sndWL1, c.sndWL2 = seg.Seq, c.iss
+	c.setState(now, SynReceived)
+	c.Input(now, seg)
+	return nil
+}
+
+// Fail ends the connection with err and sends nothing, as an ABORT that
+// the runtime makes on the user's behalf: an ICMP hard error during the
+// handshake, for instance (RFC 1122 §4.2.3.9).
+func (c *Conn) Fail(now time.Time, err error) {
+	c.curKind, c.curCall = CauseCall, CallAbort
+	c.callEvent(now)
+	if c.state != Closed {
+		c.enterClosed(now, err)
+	}
+}

@@ -101,6 +101,7 @@ var Edges = []Edge{
 	{Closed, SynSent, TrigActiveOpen, "active OPEN / snd SYN"},
 
 	{Listen, SynReceived, TrigSYN, "rcv SYN / snd SYN,ACK"},
+	{Listen, SynReceived, TrigACK, "rcv ACK returning a SYN cookie (RFC 4987)"},
 	{Listen, SynSent, TrigSend, "SEND / snd SYN"},
 	{Listen, Closed, TrigClose, "CLOSE / delete TCB"},
 	{Listen, Closed, TrigAbort, "ABORT / delete TCB"},

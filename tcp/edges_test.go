@@ -663,3 +663,58 @@ func TestUserCallErrors(t *testing.T) {
 }
 
 func netipZero() netip.AddrPort { return netip.AddrPort{} }
+
+// TestResumeFromCookie: a listener that answered a SYN with a cookie and
+// kept nothing takes the returning ACK as the end of the handshake
+// (RFC 4987 §3.6), with the MSS the cookie carried and no other options.
+func TestResumeFromCookie(t *testing.T) {
+	k := &clock{now: t0}
+	b := newEnd(t, "B", k, sockB, sockA, Config{})
+	b.c.Listen(k.now, 777)
+	ack := S("ACK,PSH", 101, 778, 4000, "hi")
+	if err := b.c.ResumeFromCookie(k.now, &ack, 1200); err != nil {
+		t.Fatal(err)
+	}
+	b.wantStates(Closed, Listen, SynReceived, Established)
+	b.expect1(S("ACK", 778, 103, Full-2, ""))
+	if st := b.c.Status(); st.SndMSS != 1200 || st.SndWnd != 4000 || st.IRS != 100 {
+		t.Fatalf("TCB from the cookie: %+v", st)
+	}
+	// A cookie that does not match the ISS is refused.
+	k2 := &clock{now: t0}
+	c := newEnd(t, "C", k2, sockB, sockA, Config{})
+	c.c.Listen(k2.now, 777)
+	bad := S("ACK", 101, 999, 4000, "")
+	if err := c.c.ResumeFromCookie(k2.now, &bad, 1200); err == nil {
+		t.Fatal("a wrong cookie was taken")
+	}
+	c.wantState(Listen)
+}
+
+// TestReopenFromTimeWait: a SYN beyond RCV.NXT (or with a newer
+// timestamp) may reopen a connection in TIME-WAIT (RFC 6191); an old one
+// may not.
+func TestReopenFromTimeWait(t *testing.T) {
+	_, a := reach(t, TimeWait, Config{})
+	old := S("SYN", rcvNxt(a)-10, 0, Full, "")
+	newer := S("SYN", rcvNxt(a)+100000, 0, Full, "")
+	if a.c.ReopenAllowed(&old) || !a.c.ReopenAllowed(&newer) {
+		t.Fatal("RFC 6191's sequence rule not applied")
+	}
+	synack := S("SYN,ACK", rcvNxt(a)+100000, 5, Full, "")
+	if a.c.ReopenAllowed(&synack) {
+		t.Fatal("a SYN,ACK reopened TIME-WAIT")
+	}
+}
+
+// TestFailInSynSent: the runtime ends an opening connection on an ICMP
+// hard error with the error it chooses, sending nothing.
+func TestFailInSynSent(t *testing.T) {
+	_, a := reach(t, SynSent, Config{})
+	a.c.Fail(a.k.now, ErrConnectionRefused)
+	a.expectNone()
+	a.wantStates(Closed, SynSent, Closed)
+	if !errors.Is(a.c.Err(), syscall.ECONNREFUSED) {
+		t.Fatalf("err %v", a.c.Err())
+	}
+}
