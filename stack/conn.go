@@ -200,6 +200,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 			c.mu.Unlock()
 			return 0, io.EOF
 		}
+		if isClosed(c.rdl.wait()) {
+			// A deadline in the past fails the call even when data waits,
+			// as with *net.TCPConn.
+			c.mu.Unlock()
+			return 0, c.opError("read", os.ErrDeadlineExceeded)
+		}
 		now := time.Now()
 		n, err := c.tc.Read(now, p)
 		c.afterLocked(now)
@@ -232,6 +238,10 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if c.userClosed {
 			c.mu.Unlock()
 			return done, c.opError("write", net.ErrClosed)
+		}
+		if isClosed(c.wdl.wait()) {
+			c.mu.Unlock()
+			return done, c.opError("write", os.ErrDeadlineExceeded)
 		}
 		now := time.Now()
 		n, err := c.tc.Write(now, p[done:])
