@@ -29,9 +29,10 @@ type Conn struct {
 	sched  time.Time // timer queue bookkeeping, under timers.mu
 	gone   bool      // removed from the stack's table
 
-	userClosed bool // Close was called: further calls get net.ErrClosed
-	readShut   bool // CloseRead was called
-	linger0    bool // SetLinger(0): Close aborts
+	userClosed bool      // Close was called: further calls get net.ErrClosed
+	orphanAt   time.Time // when a closed connection stuck in FIN-WAIT-2 is dropped
+	readShut   bool      // CloseRead was called
+	linger0    bool      // SetLinger(0): Close aborts
 
 	readable chan struct{} // a token when Read may make progress
 	writable chan struct{} // a token when Write may make progress
@@ -142,7 +143,24 @@ func (c *Conn) afterLocked(now time.Time) {
 		}
 		return
 	}
-	c.s.timers.schedule(c, tc.Deadline())
+	d := tc.Deadline()
+	if c.userClosed && st == tcp.FinWait2 {
+		// Nobody will read this connection again, and RFC 9293 sets no
+		// limit on how long the peer may keep its side open. Linux gives
+		// an orphan tcp_fin_timeout (60 s) in FIN-WAIT-2; so do we.
+		if c.orphanAt.IsZero() {
+			c.orphanAt = now.Add(c.s.opts.FinWait2Timeout)
+		}
+		if !now.Before(c.orphanAt) {
+			tc.Fail(now, nil)
+			c.afterLocked(now)
+			return
+		}
+		if d.IsZero() || c.orphanAt.Before(d) {
+			d = c.orphanAt
+		}
+	}
+	c.s.timers.schedule(c, d)
 }
 
 func writableState(st tcp.State) bool { return st == tcp.Established || st == tcp.CloseWait }

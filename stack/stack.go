@@ -55,6 +55,11 @@ type Options struct {
 	// TTL is the IPv4 TTL and IPv6 hop limit of packets sent. Default 64.
 	TTL uint8
 
+	// FinWait2Timeout is how long a connection the application has closed
+	// may wait in FIN-WAIT-2 for the peer's FIN before it is dropped.
+	// Default 60 s (Linux's net.ipv4.tcp_fin_timeout).
+	FinWait2Timeout time.Duration
+
 	// Logf, if set, receives a line for unusual events (a link error, a
 	// fallback).
 	Logf func(format string, args ...any)
@@ -137,6 +142,9 @@ func New(ep link.Endpoint, opts Options) (*Stack, error) {
 	}
 	if s.ttl == 0 {
 		s.ttl = 64
+	}
+	if s.opts.FinWait2Timeout <= 0 {
+		s.opts.FinWait2Timeout = 60 * time.Second
 	}
 	if s.opts.Backlog <= 0 {
 		s.opts.Backlog = 128

@@ -290,3 +290,36 @@ func TestBadInputNoPanic(t *testing.T) {
 		t.Fatalf("malformed packets were not counted: %+v", st)
 	}
 }
+
+// TestFinWait2Orphan: a connection the application closed does not wait in
+// FIN-WAIT-2 for ever when the peer never closes its side.
+func TestFinWait2Orphan(t *testing.T) {
+	a, b := twoStacks(t, pipe.Config{}, Options{FinWait2Timeout: 100 * time.Millisecond})
+	ln, _ := b.Listen("tcp", ":80")
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := a.DialContext(ctxT(t), "tcp", "10.0.0.2:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := <-accepted
+	defer peer.Close() // never closes before the end of the test
+	cc := c.(*Conn)
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	sawFW2 := false
+	for time.Now().Before(deadline) {
+		st := cc.Status().State
+		sawFW2 = sawFW2 || st == tcp.FinWait2
+		if st == tcp.Closed {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := cc.Status().State; st != tcp.Closed || !sawFW2 {
+		t.Fatalf("state %v (saw FIN-WAIT-2: %v), want CLOSED after the orphan timeout", st, sawFW2)
+	}
+}
