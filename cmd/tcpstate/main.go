@@ -7,6 +7,10 @@
 //	tcpstate demo close --format json
 //	tcpstate sim --bytes 10MB --loss 5% --delay 20ms
 //	                                run one transfer in the simulator
+//	tcpstate serve --tun tun0 --addr 10.9.0.2/24 --port 80 --app http
+//	                                serve over a TUN device
+//	tcpstate dial --tun tun0 --addr 10.9.0.2/24 --to 10.9.0.1:80
+//	                                netcat over a TUN device
 //
 // The demo plays the article's walk through the TCP state diagram in a
 // deterministic simulator and draws each scenario as a ladder diagram, or
@@ -60,5 +64,7 @@ func newRootCmd() *cobra.Command {
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(newDemoCmd())
 	root.AddCommand(newSimCmd())
+	root.AddCommand(newServeCmd())
+	root.AddCommand(newDialCmd())
 	return root
 }

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tcpstate/tcpstate/link/tun"
+	"github.com/tcpstate/tcpstate/stack"
+	"github.com/tcpstate/tcpstate/tcp"
+)
+
+// stackFlags are the flags serve and dial share: which TUN device, and the
+// stack's own address on it.
+type stackFlags struct {
+	dev  string
+	addr string
+}
+
+func (f *stackFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.dev, "tun", "", "TUN device to attach to (created and configured on the kernel side beforehand)")
+	cmd.Flags().StringVar(&f.addr, "addr", "", "the stack's own address on the device, as IP/PREFIX (for example 10.9.0.2/24)")
+}
+
+// open checks the flags and starts a stack on the TUN device.
+func (f *stackFlags) open() (*stack.Stack, error) {
+	if f.dev == "" {
+		return nil, errors.New("--tun is required: the TUN device to attach to")
+	}
+	if f.addr == "" {
+		return nil, errors.New("--addr is required: the stack's address as IP/PREFIX")
+	}
+	prefix, err := netip.ParsePrefix(f.addr)
+	if err != nil {
+		return nil, fmt.Errorf("--addr %q: want IP/PREFIX, for example 10.9.0.2/24", f.addr)
+	}
+	dev, err := tun.Open(f.dev, tun.Options{NoCreate: true})
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("TUN device %q does not exist (create it with: ip tuntap add dev %s mode tun)", f.dev, f.dev)
+		}
+		return nil, err
+	}
+	st, err := stack.New(dev, stack.Options{Addrs: []netip.Prefix{prefix}})
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+func newServeCmd() *cobra.Command {
+	var (
+		sf   stackFlags
+		port int
+		app  string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve --tun DEV --addr IP/PREFIX --port P --app echo|discard|http",
+		Short: "Serve on a TUN device with the tcpstate stack",
+		Long: "serve attaches the stack to a TUN device, takes IP as its own address, listens\n" +
+			"on port P and serves until killed. It prints \"ready\" once it listens.\n\n" +
+			"Apps: echo (echo bytes back; after the peer's FIN, finish echoing and close),\n" +
+			"discard (read and drop), http (HTTP/1.1: GET / answers \"ok\\n\";\n" +
+			"GET /bytes/N answers N bytes where byte i is i mod 251).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if port < 1 || port > 65535 {
+				return fmt.Errorf("--port %d: want a port from 1 to 65535", port)
+			}
+			handler, err := appHandler(app)
+			if err != nil {
+				return err
+			}
+			st, err := sf.open()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ln, err := st.Listen("tcp", ":"+strconv.Itoa(port))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "ready")
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			go func() {
+				<-ctx.Done()
+				ln.Close()
+			}()
+			err = handler(ln)
+			if ctx.Err() != nil {
+				return nil // killed: a normal end
+			}
+			return err
+		},
+	}
+	sf.add(cmd)
+	cmd.Flags().IntVar(&port, "port", 0, "port to listen on")
+	cmd.Flags().StringVar(&app, "app", "echo", "what to serve: echo, discard or http")
+	return cmd
+}
+
+// appHandler returns the loop that serves app on a listener.
+func appHandler(app string) (func(net.Listener) error, error) {
+	switch app {
+	case "echo":
+		return acceptLoop(func(c net.Conn) {
+			io.Copy(c, c) // until the peer's FIN, echoing all
+			c.Close()
+		}), nil
+	case "discard":
+		return acceptLoop(func(c net.Conn) {
+			io.Copy(io.Discard, c)
+			c.Close()
+		}), nil
+	case "http":
+		return func(ln net.Listener) error {
+			srv := &http.Server{Handler: httpApp(), ReadHeaderTimeout: 30 * time.Second}
+			err := srv.Serve(ln)
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}, nil
+	}
+	return nil, fmt.Errorf("--app %q: want echo, discard or http", app)
+}
+
+func acceptLoop(serve func(net.Conn)) func(net.Listener) error {
+	return func(ln net.Listener) error {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return nil
+				}
+				return err
+			}
+			go serve(c)
+		}
+	}
+}
+
+// httpApp answers GET / with "ok\n" and GET /bytes/N with N bytes, byte i
+// being i mod 251 (a prime, so the pattern does not line up with any
+// power-of-two boundary and a misplaced block shows).
+func httpApp() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /bytes/{n}", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.ParseInt(r.PathValue("n"), 10, 64)
+		if err != nil || n < 0 || n > 1<<40 {
+			http.Error(w, "bad byte count", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		w.Header().Set("Content-Type", "application/octet-stream")
+		var block [251 * 64]byte
+		for i := range block {
+			block[i] = byte(i % 251)
+		}
+		for n > 0 {
+			k := min(n, int64(len(block)))
+			if _, err := w.Write(block[:k]); err != nil {
+				return
+			}
+			n -= k
+		}
+	})
+	return mux
+}
+
+func newDialCmd() *cobra.Command {
+	var (
+		sf      stackFlags
+		to      string
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "dial --tun DEV --addr IP/PREFIX --to HOST:PORT",
+		Short: "netcat over the tcpstate stack on a TUN device",
+		Long: "dial connects through the stack to HOST:PORT and copies stdin to the\n" +
+			"connection (with a FIN at stdin's end) and the connection to stdout until\n" +
+			"the peer's FIN, then exits 0. A refused, reset or timed-out connection exits\n" +
+			"non-zero with the reason on stderr.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return errors.New("--to is required: HOST:PORT to connect to")
+			}
+			if _, err := netip.ParseAddrPort(to); err != nil {
+				return fmt.Errorf("--to %q: want IP:PORT (IPv6 as [addr]:port)", to)
+			}
+			st, err := sf.open()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			nc, err := st.DialContext(ctx, "tcp", to)
+			if err != nil {
+				return err
+			}
+			c := nc.(*stack.Conn)
+			sent := make(chan error, 1)
+			go func() {
+				_, err := io.Copy(c, cmd.InOrStdin())
+				if err == nil {
+					err = c.CloseWrite()
+				}
+				sent <- err
+			}()
+			_, err = io.Copy(cmd.OutOrStdout(), c)
+			if err != nil {
+				return err
+			}
+			// The peer has closed its side. Finish ours, and give the
+			// closing handshake a moment so the peer is not left waiting
+			// for our FIN's ACK.
+			select {
+			case err := <-sent:
+				if err != nil && !errors.Is(err, net.ErrClosed) {
+					return err
+				}
+			case <-time.After(2 * time.Second):
+			}
+			c.Close()
+			waitClosed(c, 2*time.Second)
+			return nil
+		},
+	}
+	sf.add(cmd)
+	cmd.Flags().StringVar(&to, "to", "", "HOST:PORT to connect to (an IP address)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up connecting after this long (default: the stack's SYN retries, about two minutes)")
+	return cmd
+}
+
+// waitClosed waits, at most d, for the connection to reach TIME-WAIT or
+// CLOSED.
+func waitClosed(c *stack.Conn, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if s := c.Status().State; s == tcp.TimeWait || s == tcp.Closed {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
