@@ -270,7 +270,7 @@ func (c *Conn) ResumeFromCookie(now time.Time, seg *Segment, mss uint16) error {
 		return ErrNotConnected
 	}
 	c.irs = seg.Seq.Sub(1)
-	c.rcvNxt, c.rcvUP = seg.Seq, seg.Seq
+	c.rcvNxt, c.rcvUP, c.rcvAdv = seg.Seq, seg.Seq, seg.Seq
 	c.sndUna, c.sndNxt, c.rtxNxt, c.sndBuf = c.iss, c.iss.Add(1), c.iss.Add(1), c.iss.Add(1)
 	c.wsOK, c.tsOK, c.sackOK = false, false, false
 	c.rcvShift, c.sndShift = 0, 0

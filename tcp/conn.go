@@ -311,23 +311,30 @@ func (c *Conn) rcvWindow() uint32 {
 
 // offerWindow applies receiver-side silly window syndrome avoidance to
 // the free space wnd (RFC 9293 §3.8.6.2.2): the right edge moves only when
-// it can move by at least min(half the buffer, one full segment); until
-// then the window offered keeps the edge where it was (never moving it
-// left, RFC 9293 §3.8.6).
+// it can move by at least min(half the buffer, one full segment), or when
+// the buffer is empty. It never moves left: a window once offered stays
+// offered (RFC 9293 §3.8.6, RFC 7323 §2.4), rounded up to the window
+// scale so the peer may send all it was told it could.
 func (c *Conn) offerWindow(wnd uint32) uint32 {
-	cur := uint32(0)
-	if c.rcvNxt.LessThan(c.rcvAdv) {
-		cur = uint32(c.rcvNxt.Size(c.rcvAdv))
+	cur := c.advertised()
+	unit := uint32(1)<<c.rcvShift - 1
+	kept := (cur + unit) &^ unit
+	if wnd <= kept {
+		return kept
 	}
-	if wnd <= cur || c.rcv.len() == 0 {
-		// Shrinking is not ours to avoid here; an empty buffer offers
-		// all of itself (the FIN took a sequence number but no room).
-		return wnd
-	}
-	if step := uint32(min(c.rcv.size/2, int(c.cfg.mss()))); wnd-cur < step {
-		return cur >> c.rcvShift << c.rcvShift
+	if step := uint32(min(c.rcv.size/2, int(c.cfg.mss()))); c.rcv.len() > 0 && wnd-cur < step {
+		return kept
 	}
 	return wnd
+}
+
+// advertised is what is left of the window we last offered: the distance
+// from RCV.NXT to the right edge we advertised.
+func (c *Conn) advertised() uint32 {
+	if c.rcvNxt.LessThan(c.rcvAdv) {
+		return min(uint32(c.rcvNxt.Size(c.rcvAdv)), uint32(c.rcv.size))
+	}
+	return 0
 }
 
 // setState moves the connection to state s and reports the change.

@@ -466,3 +466,46 @@ func TestReceiverSWS(t *testing.T) {
 	b.c.Read(p.k.now, buf)                // 110 free
 	b.expect1(S("ACK", 301, 1101, 110, ""))
 }
+
+// TestAckAtRightEdge: a peer that has sent a whole window (its last
+// segment lost) sends pure ACKs whose sequence number is our right edge;
+// their acknowledgment must not be lost.
+func TestAckAtRightEdge(t *testing.T) {
+	p := newPairAs(t, Config{NoTimestamps: true, AckDelay: -1, NoDelay: true})
+	p.handshake()
+	a := p.a
+	a.c.Write(p.k.now, []byte("outstanding"))
+	a.take()
+	edge := uint32(a.c.rcvNxt) + a.c.rcvWindow()
+	a.in(Segment{Seq: seqnum.Value(edge), Ack: a.c.sndNxt, Flags: header.ACK, Window: 1000})
+	if a.c.sndUna != a.c.sndNxt {
+		t.Fatalf("the ACK at the right edge was dropped: SND.UNA %d, SND.NXT %d", a.c.sndUna, a.c.sndNxt)
+	}
+}
+
+// TestWindowNeverShrinks: with window scaling, the right edge we offer
+// never moves left, whatever arrives and is read (RFC 7323 §2.4).
+func TestWindowNeverShrinks(t *testing.T) {
+	p := newPairAs(t, Config{NoTimestamps: true, AckDelay: -1, ReceiveBuffer: 1 << 20})
+	p.handshake()
+	b := p.b
+	edge := func(s Segment) seqnum.Value { return s.Ack.Add(seqnum.Size(uint32(s.Window) << b.c.rcvShift)) }
+	last := seqnum.Value(0)
+	seq := uint32(101)
+	buf := make([]byte, 3000)
+	for i := range 400 {
+		n := 1 + (i*7919)%1400
+		b.in(S("ACK", seq, 301, 1000, string(make([]byte, n))))
+		seq += uint32(n)
+		if i%3 == 0 {
+			b.c.Read(p.k.now, buf[:(i*31)%3000])
+		}
+		for _, s := range b.take() {
+			if e := edge(s); last != 0 && e.LessThan(last) {
+				t.Fatalf("segment %d: right edge %d moved left of %d", i, e, last)
+			} else {
+				last = e
+			}
+		}
+	}
+}

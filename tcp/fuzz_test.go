@@ -100,7 +100,7 @@ func (o *checkOut) Send(c *Conn, seg *Segment) {
 		return
 	}
 	end := seg.Seq.Add(seqnum.Size(len(seg.Payload)))
-	wndEnd := c.sndUna.Add(seqnum.Size(c.sndWnd))
+	wndEnd := c.sndWndEnd()
 	if wndEnd.LessThan(end) && len(seg.Payload) > 1 {
 		o.t.Fatalf("sent %v beyond the peer's window ending at %d", seg, wndEnd)
 	}

@@ -84,7 +84,7 @@ func (c *Conn) inputListen(now time.Time, seg *Segment) {
 	if seg.Flags&header.SYN != 0 {
 		c.irs = seg.Seq
 		c.rcvNxt = seg.Seq.Add(1)
-		c.rcvUP = c.rcvNxt
+		c.rcvUP, c.rcvAdv = c.rcvNxt, c.rcvNxt
 		c.sndUna, c.sndNxt, c.rtxNxt = c.iss, c.iss.Add(1), c.iss.Add(1)
 		c.sndBuf = c.iss.Add(1)
 		c.takeSynOptions(seg)
@@ -137,7 +137,7 @@ func (c *Conn) inputSynSent(now time.Time, seg *Segment) {
 	}
 	c.irs = seg.Seq
 	c.rcvNxt = seg.Seq.Add(1)
-	c.rcvUP = c.rcvNxt
+	c.rcvUP, c.rcvAdv = c.rcvNxt, c.rcvNxt
 	c.takeSynOptions(seg)
 	c.lastRecv = now
 	if ack {
@@ -220,7 +220,11 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 	if fin {
 		segLen++
 	}
-	wnd := seqnum.Size(c.rcvWindow())
+	// The window the test uses is what we offered, which may exceed the
+	// free space by the rounding of the window scale; text is trimmed to
+	// the free space below.
+	wnd := seqnum.Size(max(c.rcvWindow(), c.advertised()))
+	room := seqnum.Size(c.rcvWindow())
 	if !c.acceptable(seq, segLen, wnd) {
 		if seg.Flags&header.ACK != 0 && c.ackPlausible(seg.Ack) {
 			// Unacceptable, but from the peer: its ACK is one we could
@@ -272,8 +276,8 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 		}
 		seq = c.rcvNxt
 	}
-	if off := int(c.rcvNxt.Size(seq)); len(payload) > int(wnd)-off {
-		payload = payload[:max(int(wnd)-off, 0)]
+	if off := int(c.rcvNxt.Size(seq)); len(payload) > int(room)-off {
+		payload = payload[:max(int(room)-off, 0)]
 		fin = false // the FIN lies beyond the window
 	}
 	// The segment is acceptable: it counts as a sign of life, and its
@@ -345,12 +349,19 @@ func (c *Conn) ackPlausible(ack seqnum.Value) bool {
 //	>0              0               not acceptable
 //	>0              >0              RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND
 //	                                or RCV.NXT =< SEG.SEQ+SEG.LEN-1 < RCV.NXT+RCV.WND
+//
+// with one leniency, Linux's: a zero-length segment at exactly
+// RCV.NXT+RCV.WND is acceptable when the window is open.
 func (c *Conn) acceptable(seq seqnum.Value, segLen, wnd seqnum.Size) bool {
 	switch {
 	case segLen == 0 && wnd == 0:
 		return seq == c.rcvNxt
 	case segLen == 0:
-		return seq.InWindow(c.rcvNxt, wnd)
+		// The right edge itself is taken too, as Linux's tcp_sequence
+		// does: a peer that has sent a whole window puts SND.NXT there,
+		// and its pure ACKs must not be lost for being one past the
+		// window.
+		return seq.InWindow(c.rcvNxt, wnd+1)
 	case wnd == 0:
 		return false
 	default:
