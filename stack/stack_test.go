@@ -52,6 +52,35 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
+// connected returns both ends of one connection between two fresh
+// stacks: the dialer's and the accepted one.
+func connected(t *testing.T, opts Options) (client, server net.Conn) {
+	t.Helper()
+	a, b := twoStacks(t, pipe.Config{}, opts)
+	ln, err := b.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := a.DialContext(ctxT(t), "tcp", "10.0.0.2:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-accepted
+	if s == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() {
+		c.Close()
+		s.Close()
+	})
+	return c, s
+}
+
 func TestDialAcceptEcho(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
 		name := "IPv4"
@@ -113,23 +142,10 @@ func TestRefused(t *testing.T) {
 }
 
 func TestDeadlines(t *testing.T) {
-	a, b := twoStacks(t, pipe.Config{}, Options{})
-	ln, _ := b.Listen("tcp", ":80")
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	c, err := a.DialContext(ctxT(t), "tcp", "10.0.0.2:80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s := <-accepted
-	defer s.Close()
+	c, s := connected(t, Options{})
 	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	start := time.Now()
-	_, err = c.Read(make([]byte, 1))
+	_, err := c.Read(make([]byte, 1))
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read past the deadline: %v", err)
@@ -195,22 +211,11 @@ func TestHalfCloseBothWays(t *testing.T) {
 }
 
 func TestResetByLinger0(t *testing.T) {
-	a, b := twoStacks(t, pipe.Config{}, Options{})
-	ln, _ := b.Listen("tcp", ":80")
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	c, err := a.DialContext(ctxT(t), "tcp", "10.0.0.2:80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := <-accepted
+	c, s := connected(t, Options{})
 	c.(*Conn).SetLinger(0)
 	c.Close()
 	s.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, err = s.Read(make([]byte, 1))
+	_, err := s.Read(make([]byte, 1))
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("read after the peer's abort: %v, want ECONNRESET", err)
 	}
@@ -294,19 +299,7 @@ func TestBadInputNoPanic(t *testing.T) {
 // TestFinWait2Orphan: a connection the application closed does not wait in
 // FIN-WAIT-2 for ever when the peer never closes its side.
 func TestFinWait2Orphan(t *testing.T) {
-	a, b := twoStacks(t, pipe.Config{}, Options{FinWait2Timeout: 100 * time.Millisecond})
-	ln, _ := b.Listen("tcp", ":80")
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	c, err := a.DialContext(ctxT(t), "tcp", "10.0.0.2:80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := <-accepted
-	defer peer.Close() // never closes before the end of the test
+	c, _ := connected(t, Options{FinWait2Timeout: 100 * time.Millisecond}) // the peer never closes
 	cc := c.(*Conn)
 	c.Close()
 	deadline := time.Now().Add(5 * time.Second)
