@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"github.com/tcpstate/tcpstate/header"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,7 +58,7 @@ func udp4(src, dst [4]byte, sport, dport uint16, payload []byte) []byte {
 	p[9] = 17
 	copy(p[12:], src[:])
 	copy(p[16:], dst[:])
-	binary.BigEndian.PutUint16(p[10:], ^sum(0, p[:20]))
+	binary.BigEndian.PutUint16(p[10:], header.FinishChecksum(header.Checksum(p[:20], 0)))
 	binary.BigEndian.PutUint16(p[20:], sport)
 	binary.BigEndian.PutUint16(p[22:], dport)
 	binary.BigEndian.PutUint16(p[24:], uint16(8+len(payload)))
@@ -67,7 +68,7 @@ func udp4(src, dst [4]byte, sport, dport uint16, payload []byte) []byte {
 	copy(pseudo[4:], dst[:])
 	pseudo[9] = 17
 	binary.BigEndian.PutUint16(pseudo[10:], uint16(8+len(payload)))
-	c := ^sum(uint32(sum(0, pseudo)), p[20:])
+	c := header.FinishChecksum(header.Checksum(p[20:], header.Checksum(pseudo, 0)))
 	if c == 0 {
 		c = 0xffff
 	}
@@ -93,26 +94,12 @@ func udp6(src, dst [16]byte, sport, dport uint16, payload []byte) []byte {
 	copy(pseudo[16:], dst[:])
 	binary.BigEndian.PutUint32(pseudo[32:], uint32(8+len(payload)))
 	pseudo[39] = 17
-	c := ^sum(uint32(sum(0, pseudo)), p[40:])
+	c := header.FinishChecksum(header.Checksum(p[40:], header.Checksum(pseudo, 0)))
 	if c == 0 {
 		c = 0xffff
 	}
 	binary.BigEndian.PutUint16(p[46:], c)
 	return p
-}
-
-func sum(acc uint32, b []byte) uint16 {
-	for len(b) >= 2 {
-		acc += uint32(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc += uint32(b[0]) << 8
-	}
-	for acc > 0xffff {
-		acc = acc>>16 + acc&0xffff
-	}
-	return uint16(acc)
 }
 
 func TestTapBytes(t *testing.T) {

@@ -4,6 +4,7 @@ package tun
 
 import (
 	"encoding/binary"
+	"github.com/tcpstate/tcpstate/header"
 	"net/netip"
 	"testing"
 
@@ -21,14 +22,14 @@ func echoRequest(src, dst netip.Addr, id, seq uint16, size int) []byte {
 	s4, d4 := src.As4(), dst.As4()
 	copy(p[12:], s4[:])
 	copy(p[16:], d4[:])
-	binary.BigEndian.PutUint16(p[10:], ^checksum(0, p[:20]))
+	binary.BigEndian.PutUint16(p[10:], header.FinishChecksum(header.Checksum(p[:20], 0)))
 	p[20] = 8
 	binary.BigEndian.PutUint16(p[24:], id)
 	binary.BigEndian.PutUint16(p[26:], seq)
 	for i := 28; i < len(p); i++ {
 		p[i] = byte(i)
 	}
-	binary.BigEndian.PutUint16(p[22:], ^checksum(0, p[20:]))
+	binary.BigEndian.PutUint16(p[22:], header.FinishChecksum(header.Checksum(p[20:], 0)))
 	return p
 }
 

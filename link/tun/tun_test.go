@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"github.com/tcpstate/tcpstate/header"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -278,10 +279,10 @@ func echoReply(req []byte) []byte {
 	copy(p[16:20], req[12:16])
 	p[8] = 64
 	p[10], p[11] = 0, 0
-	binary.BigEndian.PutUint16(p[10:], ^checksum(0, p[:20]))
+	binary.BigEndian.PutUint16(p[10:], header.FinishChecksum(header.Checksum(p[:20], 0)))
 	p[20] = 0 // echo reply
 	p[22], p[23] = 0, 0
-	binary.BigEndian.PutUint16(p[22:], ^checksum(0, p[20:]))
+	binary.BigEndian.PutUint16(p[22:], header.FinishChecksum(header.Checksum(p[20:], 0)))
 	return p
 }
 
@@ -290,16 +291,7 @@ func echoReply(req []byte) []byte {
 func TestCloseWakesReader(t *testing.T) {
 	ns, d := setup(t, "tcpst2", Options{})
 	noIPv6(t, ns, d)
-	errc := make(chan error, 1)
-	go func() {
-		bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
-		for {
-			if _, err := d.ReadPackets(bufs, sizes); err != nil {
-				errc <- err
-				return
-			}
-		}
-	}()
+	errc := readUntilError(d)
 	time.Sleep(100 * time.Millisecond)
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
@@ -453,7 +445,7 @@ func udp4(src, dst netip.Addr, sport, dport uint16, payload []byte) []byte {
 	s4, d4 := src.As4(), dst.As4()
 	copy(p[12:], s4[:])
 	copy(p[16:], d4[:])
-	binary.BigEndian.PutUint16(p[10:], ^checksum(0, p[:20]))
+	binary.BigEndian.PutUint16(p[10:], header.FinishChecksum(header.Checksum(p[:20], 0)))
 	binary.BigEndian.PutUint16(p[20:], sport)
 	binary.BigEndian.PutUint16(p[22:], dport)
 	binary.BigEndian.PutUint16(p[24:], uint16(8+len(payload)))
@@ -462,7 +454,7 @@ func udp4(src, dst netip.Addr, sport, dport uint16, payload []byte) []byte {
 	copy(pseudo, p[12:20])
 	pseudo[9] = unix.IPPROTO_UDP
 	binary.BigEndian.PutUint16(pseudo[10:], uint16(8+len(payload)))
-	c := ^checksum(uint32(checksum(0, pseudo)), p[20:])
+	c := header.FinishChecksum(header.Checksum(p[20:], header.Checksum(pseudo, 0)))
 	if c == 0 {
 		c = 0xffff
 	}
@@ -470,35 +462,12 @@ func udp4(src, dst netip.Addr, sport, dport uint16, payload []byte) []byte {
 	return p
 }
 
-func checksum(acc uint32, b []byte) uint16 {
-	for len(b) >= 2 {
-		acc += uint32(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc += uint32(b[0]) << 8
-	}
-	for acc > 0xffff {
-		acc = acc>>16 + acc&0xffff
-	}
-	return uint16(acc)
-}
-
 // TestDeviceDeleted: deleting the device under a blocked reader ends the
 // read with an error that says so.
 func TestDeviceDeleted(t *testing.T) {
 	ns, d := setup(t, "tcpst4", Options{})
 	noIPv6(t, ns, d)
-	errc := make(chan error, 1)
-	go func() {
-		bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
-		for {
-			if _, err := d.ReadPackets(bufs, sizes); err != nil {
-				errc <- err
-				return
-			}
-		}
-	}()
+	errc := readUntilError(d)
 	time.Sleep(50 * time.Millisecond)
 	ns.MustRun(t, "ip", "link", "delete", "tcpst4")
 	select {
@@ -515,4 +484,20 @@ func TestDeviceDeleted(t *testing.T) {
 	if err == nil {
 		t.Fatal("WritePackets to a deleted device succeeded")
 	}
+}
+
+// readUntilError reads d in a goroutine, dropping what it reads, and
+// reports the error that ends the reading.
+func readUntilError(d *Device) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
+		for {
+			if _, err := d.ReadPackets(bufs, sizes); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	return errc
 }
