@@ -76,7 +76,13 @@ func loopPair(tb testing.TB, cfg *Config) (now time.Time, ca, cb *Conn, la, lb *
 }
 
 func benchTransfer(b *testing.B, obs Observer) {
-	now, ca, cb, la, lb := loopPair(b, &Config{Observer: obs})
+	benchTransferMask(b, obs, AllEvents)
+}
+
+func benchTransferMask(b *testing.B, obs Observer, mask EventMask) {
+	now, ca, cb, la, lb := loopPair(b, &Config{})
+	ca.SetObserverMask(obs, mask)
+	cb.SetObserverMask(obs, mask)
 	chunk := make([]byte, 16<<10)
 	sink := make([]byte, 64<<10)
 	b.SetBytes(int64(len(chunk)))
@@ -99,6 +105,14 @@ func BenchmarkTransfer(b *testing.B) { benchTransfer(b, nil) }
 // BenchmarkTransferObserved is the same with an observer that counts
 // events, to show what tracing costs when someone listens.
 func BenchmarkTransferObserved(b *testing.B) { benchTransfer(b, &nopObserver{}) }
+
+// BenchmarkTransferStateOnly observes only state changes and drops, as a
+// stack does to keep its counters when no one has subscribed to the full
+// event stream. Compare it with BenchmarkTransfer, and with BenchmarkTransfer
+// built with -tags tcpstate_notrace (no emit site compiled at all).
+func BenchmarkTransferStateOnly(b *testing.B) {
+	benchTransferMask(b, &nopObserver{}, MaskOf(EventState, EventDrop))
+}
 
 // TestTransferAllocatesNothing: in steady state, sending, receiving and
 // acknowledging data allocates nothing when nobody observes.

@@ -229,7 +229,7 @@ func (c *Conn) closedErr() error {
 }
 
 func (c *Conn) callEvent(now time.Time) {
-	if c.obs != nil {
+	if c.observing(EventCall) {
 		c.emit(Event{Time: now, Type: EventCall, Call: c.curCall})
 	}
 }
@@ -263,7 +263,7 @@ func (c *Conn) ReopenAllowed(seg *Segment) bool {
 // beyond the MSS were not kept and stay off.
 func (c *Conn) ResumeFromCookie(now time.Time, seg *Segment, mss uint16) error {
 	c.curKind = CauseSegment
-	if c.obs != nil {
+	if c.observing(EventState) {
 		c.curSeg = seg.Info()
 	}
 	if c.state != Listen || seg.Ack != c.iss.Add(1) || seg.Flags&(header.SYN|header.RST|header.ACK) != header.ACK {

@@ -41,7 +41,12 @@ type Conn struct {
 	cfg  *Config
 	out  Output
 	obs  Observer
+	mask EventMask // the events obs wants; zero when obs is nil
 	user any
+
+	// Counters over the connection's life (RFC 4022's tcpInSegs,
+	// tcpOutSegs and tcpRetransSegs, per connection).
+	segsIn, segsOut, retransSegs uint64
 
 	state   State
 	passive bool  // opened by a passive OPEN: an RST in SYN-RECEIVED returns to LISTEN
@@ -138,7 +143,8 @@ func NewConn(id Tuple, cfg *Config, out Output) *Conn {
 	if cfg == nil {
 		cfg = &Config{}
 	}
-	c := &Conn{id: id, cfg: cfg, out: out, obs: cfg.Observer}
+	c := &Conn{id: id, cfg: cfg, out: out}
+	c.SetObserver(cfg.Observer)
 	c.noDelay = cfg.NoDelay
 	c.keepAlive = cfg.KeepAlive
 	c.kaIdle, c.kaInterval, c.kaCount = cfg.keepAliveIdle(), cfg.keepAliveInterval(), cfg.keepAliveCount()
@@ -151,7 +157,8 @@ func NewConn(id Tuple, cfg *Config, out Output) *Conn {
 // has ended starts a new incarnation with nothing of the old one.
 func (c *Conn) resetTCB() {
 	*c = Conn{
-		id: c.id, cfg: c.cfg, out: c.out, obs: c.obs, user: c.user,
+		id: c.id, cfg: c.cfg, out: c.out, obs: c.obs, mask: c.mask, user: c.user,
+		segsIn: c.segsIn, segsOut: c.segsOut, retransSegs: c.retransSegs,
 		curKind: c.curKind, curCall: c.curCall,
 		noDelay: c.noDelay, keepAlive: c.keepAlive,
 		kaIdle: c.kaIdle, kaInterval: c.kaInterval, kaCount: c.kaCount,
@@ -179,8 +186,25 @@ func (c *Conn) State() State { return c.state }
 // it closed normally.
 func (c *Conn) Err() error { return c.err }
 
-// SetObserver replaces the observer that Config gave the connection.
-func (c *Conn) SetObserver(o Observer) { c.obs = o }
+// SetObserver replaces the observer that Config gave the connection; it
+// receives every kind of event. nil stops observation.
+func (c *Conn) SetObserver(o Observer) { c.SetObserverMask(o, AllEvents) }
+
+// SetObserverMask makes o the connection's observer for the kinds of event
+// in m only. Events outside m are not even built, so a runtime that counts
+// state changes can watch every connection for the price of the few
+// events it asks for.
+func (c *Conn) SetObserverMask(o Observer, m EventMask) {
+	if o == nil {
+		m = 0
+	}
+	c.obs, c.mask = o, m
+}
+
+// observing reports whether an event of type t is to be built and handed
+// to the observer. With the tcpstate_notrace build tag it is constant
+// false and the compiler removes every emit site.
+func (c *Conn) observing(t EventType) bool { return tracing && c.mask&(1<<t) != 0 }
 
 // SetNoDelay turns Nagle's algorithm off (true) or on for this
 // connection, as TCP_NODELAY does.
@@ -270,7 +294,12 @@ type Status struct {
 	UrgentQueued bool
 
 	RTO         time.Duration
-	Retransmits int // consecutive expiries of the retransmission timer
+	SRTT        time.Duration // smoothed round-trip time; zero before a sample
+	Retransmits int           // consecutive expiries of the retransmission timer
+	Cwnd        int           // congestion window in bytes; zero without congestion control
+
+	// Counters over the connection's life.
+	SegsIn, SegsOut, RetransSegs uint64
 
 	// Timers holds each timer's deadline, zero when it is stopped.
 	Timers [numTimers]time.Time
@@ -285,6 +314,13 @@ func (c *Conn) Status() Status {
 		IRS: c.irs, RcvNxt: c.rcvNxt, RcvWnd: c.rcvWindow(), SndMSS: c.sndMSS,
 		SendQueued: c.snd.len(), RecvQueued: c.rcv.len(), UrgentQueued: c.urgent,
 		RTO: c.rto, Retransmits: c.retries, Timers: c.timers, Err: c.err,
+		SegsIn: c.segsIn, SegsOut: c.segsOut, RetransSegs: c.retransSegs,
+	}
+	if c.hasRTT {
+		st.SRTT = c.srtt
+	}
+	if c.cc != nil {
+		st.Cwnd = c.cc.CWnd()
 	}
 	if c.sndNxt.LessThan(c.dataEnd()) && c.sndBuf.LessThanEq(c.sndNxt) {
 		st.SendUnsent = int(c.sndNxt.Size(c.dataEnd()))
@@ -344,7 +380,7 @@ func (c *Conn) setState(now time.Time, s State) {
 	}
 	from := c.state
 	c.state = s
-	if c.obs != nil {
+	if c.observing(EventState) {
 		c.emit(Event{Time: now, Type: EventState, From: from, To: s, Cause: c.cause()})
 	}
 }
@@ -412,7 +448,11 @@ func (c *Conn) send(now time.Time, seg *Segment, why Reason, rtx bool) {
 
 // transmit reports a segment and hands it to the Output as it is.
 func (c *Conn) transmit(now time.Time, seg *Segment, why Reason, rtx bool) {
-	if c.obs != nil {
+	c.segsOut++
+	if rtx {
+		c.retransSegs++
+	}
+	if c.observing(EventSegmentOut) {
 		c.emit(Event{Time: now, Type: EventSegmentOut, Segment: seg.Info(), Reason: why, Retransmit: rtx})
 	}
 	if c.out != nil {

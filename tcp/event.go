@@ -45,6 +45,27 @@ const (
 	EventCall
 )
 
+// numEventTypes counts the event types; EventMask has a bit for each.
+const numEventTypes = int(EventCall) + 1
+
+// EventMask is a set of event types, one bit per EventType.
+type EventMask uint16
+
+// AllEvents selects every type of event.
+const AllEvents EventMask = 1<<numEventTypes - 1
+
+// MaskOf returns the set of the given event types.
+func MaskOf(types ...EventType) EventMask {
+	var m EventMask
+	for _, t := range types {
+		m |= 1 << t
+	}
+	return m
+}
+
+// Has reports whether t is in the set.
+func (m EventMask) Has(t EventType) bool { return m&(1<<t) != 0 }
+
 var eventTypeNames = [...]string{"state", "segment-in", "segment-out", "drop", "timer-set", "timer-fired", "timer-stopped", "call"}
 
 func (t EventType) String() string {

@@ -509,3 +509,40 @@ func TestWindowNeverShrinks(t *testing.T) {
 		}
 	}
 }
+
+// TestObserverMask: a connection observed for state changes only hands
+// over state events and builds no others, and counts its segments either
+// way.
+func TestObserverMask(t *testing.T) {
+	var got []EventType
+	obs := ObserverFunc(func(e *Event) { got = append(got, e.Type) })
+	now, ca, cb, la, lb := loopPair(t, &Config{})
+	ca.SetObserverMask(obs, MaskOf(EventState))
+	ca.Write(now, []byte("hello"))
+	pump(now, la, lb)
+	ca.Close(now)
+	settle(&now, time.Second, la, lb)
+	if len(got) == 0 {
+		t.Fatal("no state events seen after CLOSE")
+	}
+	for _, typ := range got {
+		if typ != EventState {
+			t.Fatalf("observer got a %v event; the mask asked for state changes only", typ)
+		}
+	}
+	st := ca.Status()
+	if st.SegsOut == 0 || st.SegsIn == 0 {
+		t.Errorf("segment counters not kept: in %d out %d", st.SegsIn, st.SegsOut)
+	}
+	_ = cb
+	got = nil
+	ca.SetObserverMask(nil, AllEvents)
+	cb.Close(now)
+	settle(&now, time.Second, la, lb)
+	if len(got) != 0 {
+		t.Errorf("a nil observer still got %d events", len(got))
+	}
+	if !AllEvents.Has(EventCall) || MaskOf(EventState).Has(EventSegmentIn) {
+		t.Error("EventMask.Has disagrees with MaskOf/AllEvents")
+	}
+}

@@ -13,9 +13,13 @@ import (
 // rules say to send. The segment is only read during the call.
 func (c *Conn) Input(now time.Time, seg *Segment) {
 	c.curKind = CauseSegment
-	if c.obs != nil {
+	c.segsIn++
+	if c.mask != 0 {
+		// The segment is the cause of any state change it brings.
 		c.curSeg = seg.Info()
-		c.emit(Event{Time: now, Type: EventSegmentIn, Segment: c.curSeg})
+		if c.observing(EventSegmentIn) {
+			c.emit(Event{Time: now, Type: EventSegmentIn, Segment: c.curSeg})
+		}
 	}
 	switch c.state {
 	case Closed:
@@ -30,7 +34,7 @@ func (c *Conn) Input(now time.Time, seg *Segment) {
 }
 
 func (c *Conn) drop(now time.Time, seg *Segment, why Reason) {
-	if c.obs != nil {
+	if c.observing(EventDrop) {
 		c.emit(Event{Time: now, Type: EventDrop, Segment: seg.Info(), Reason: why})
 	}
 }
@@ -571,7 +575,7 @@ func (c *Conn) processAckData(now time.Time, seg *Segment, ack seqnum.Value, pay
 		// A duplicate ACK (RFC 5681 §2), or one that SACKs new data
 		// (RFC 6675 §2).
 		c.dupAcks++
-		if c.obs != nil {
+		if c.observing(EventDrop) {
 			c.emit(Event{Time: now, Type: EventDrop, Segment: seg.Info(), Reason: ReasonDupAck})
 		}
 		if c.cc != nil && !c.inRecovery && c.recover.LessThanEq(c.sndUna) &&

@@ -30,7 +30,7 @@ func (c *Conn) HandleTimeout(now time.Time) {
 		}
 		c.timers[t] = time.Time{}
 		c.curKind, c.curTimer = CauseTimer, t
-		if c.obs != nil {
+		if c.observing(EventTimerFired) {
 			c.emit(Event{Time: now, Type: EventTimerFired, Timer: t})
 		}
 		switch t {
@@ -210,7 +210,7 @@ func (c *Conn) timerArmed(t Timer) bool { return !c.timers[t].IsZero() }
 
 func (c *Conn) setTimer(now time.Time, t Timer, at time.Time) {
 	c.timers[t] = at
-	if c.obs != nil {
+	if c.observing(EventTimerSet) {
 		c.emit(Event{Time: now, Type: EventTimerSet, Timer: t, Deadline: at})
 	}
 }
@@ -220,7 +220,7 @@ func (c *Conn) stopTimer(now time.Time, t Timer) {
 		return
 	}
 	c.timers[t] = time.Time{}
-	if c.obs != nil {
+	if c.observing(EventTimerStopped) {
 		c.emit(Event{Time: now, Type: EventTimerStopped, Timer: t})
 	}
 }
