@@ -21,13 +21,15 @@ type Conn struct {
 	s  *Stack
 	id tcp.Tuple
 
-	mu     sync.Mutex
-	tc     *tcp.Conn
-	outq   []outPkt
-	l      *Listener // for a passive connection not yet accepted
-	queued bool      // on the listener's accept queue
-	sched  time.Time // timer queue bookkeeping, under timers.mu
-	gone   bool      // removed from the stack's table
+	mu      sync.Mutex
+	tc      *tcp.Conn
+	outq    []outPkt
+	l       *Listener // for a passive connection not yet accepted
+	queued  bool      // on the listener's accept queue
+	sched   time.Time // timer queue bookkeeping, under timers.mu
+	obsGen  uint64    // the observation mask generation c.tc was given
+	gone    bool      // removed from the stack's table
+	retired bool      // its counters are in the stack's totals (under obs.retireMu)
 
 	userClosed bool      // Close was called: further calls get net.ErrClosed
 	orphanAt   time.Time // when a closed connection stuck in FIN-WAIT-2 is dropped
@@ -65,6 +67,7 @@ func newConn(s *Stack, id tcp.Tuple) *Conn {
 	}
 	c.tc = tcp.NewConn(id, cfg, s)
 	c.tc.SetUserData(c)
+	c.watch()
 	return c
 }
 
@@ -101,6 +104,10 @@ func (c *Conn) input(now time.Time, seg *tcp.Segment) bool {
 // wakes blocked readers and writers, and retires a closed connection.
 func (c *Conn) afterLocked(now time.Time) {
 	tc := c.tc
+	if c.obsGen != c.s.obs.gen.Load() {
+		// Someone subscribed or left: observe what is wanted now.
+		c.watch()
+	}
 	if c.readShut && tc.Readable() > 0 {
 		discard(now, tc)
 	}
@@ -520,10 +527,14 @@ func (s *Stack) bindEphemeral(src netip.Addr, dst netip.AddrPort) (*Conn, error)
 // remove takes a connection out of the tables.
 func (s *Stack) remove(c *Conn) {
 	s.mu.Lock()
-	if s.conns[c.id] == c {
+	removed := s.conns[c.id] == c
+	if removed {
 		delete(s.conns, c.id)
 	}
 	s.mu.Unlock()
+	if removed {
+		s.retire(c)
+	}
 	if c.l != nil {
 		c.l.forget(c)
 	}

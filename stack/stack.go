@@ -72,7 +72,8 @@ type Stats struct {
 	OutRsts               uint64 // RSTs sent
 	ActiveOpens           uint64
 	PassiveOpens          uint64
-	DropMalformed         uint64 // bad IP or TCP header, or bad checksum
+	DropMalformed         uint64 // bad IP or TCP header
+	DropBadChecksum       uint64 // IPv4 header, TCP or ICMP checksum wrong
 	DropNotOurs           uint64 // addressed to another host
 	DropNoListener        uint64 // segment for no connection (answered with RST)
 	DropListenOverflow    uint64 // accept queue full
@@ -82,11 +83,21 @@ type Stats struct {
 	ICMPEchoReplies       uint64
 	ICMPErrors            uint64
 	WriteErrors           uint64
+
+	// RFC 4022's tcpAttemptFails, tcpEstabResets, tcpRetransSegs and
+	// tcpInErrs (DropBadChecksum plus DropMalformed).
+	AttemptFails, EstabResets, RetransSegs, InErrs uint64
+	// DupAcks counts duplicate ACKs received (RFC 5681 §2).
+	DupAcks uint64
+	// ConnDrops counts the segments connections discarded, by reason
+	// (outside the window, old timestamp, unacceptable RST, ...).
+	ConnDrops map[tcp.Reason]uint64
 }
 
 type stats struct {
 	inPackets, outPackets, inSegs, outSegs, outRsts, activeOpens, passiveOpens atomic.Uint64
-	dropMalformed, dropNotOurs, dropNoListener, dropListenOverflow             atomic.Uint64
+	dropMalformed, dropBadChecksum, dropNotOurs, dropNoListener                atomic.Uint64
+	dropListenOverflow                                                         atomic.Uint64
 	synCookiesSent, synCookiesValid, synCookiesInvalid                         atomic.Uint64
 	icmpEchoReplies, icmpErrors, writeErrors                                   atomic.Uint64
 }
@@ -118,7 +129,8 @@ type Stack struct {
 	closed    chan struct{}
 	done      sync.WaitGroup
 
-	st stats
+	st  stats
+	obs observation
 }
 
 // New starts a stack on ep. It reads the link until Close.
@@ -166,6 +178,7 @@ func New(ep link.Endpoint, opts Options) (*Stack, error) {
 	}
 	s.nextPort = uint32(s.isnKey[0])<<8 | uint32(s.isnKey[1])
 	s.bufs.New = func() any { b := make([]byte, ep.MTU()+header.TCPMaxOptionsLen); return &b }
+	s.obs.mask.Store(uint32(baseMask))
 	s.timers.init(s)
 	s.done.Add(2)
 	go s.readLoop()
@@ -209,7 +222,7 @@ func (s *Stack) Close() error {
 
 // Stats returns a snapshot of the stack's counters.
 func (s *Stack) Stats() Stats {
-	return Stats{
+	st := Stats{
 		InPackets: s.st.inPackets.Load(), OutPackets: s.st.outPackets.Load(),
 		InSegs: s.st.inSegs.Load(), OutSegs: s.st.outSegs.Load(), OutRsts: s.st.outRsts.Load(),
 		ActiveOpens: s.st.activeOpens.Load(), PassiveOpens: s.st.passiveOpens.Load(),
@@ -218,8 +231,18 @@ func (s *Stack) Stats() Stats {
 		SynCookiesSent: s.st.synCookiesSent.Load(), SynCookiesValid: s.st.synCookiesValid.Load(),
 		SynCookiesInvalid: s.st.synCookiesInvalid.Load(),
 		ICMPEchoReplies:   s.st.icmpEchoReplies.Load(), ICMPErrors: s.st.icmpErrors.Load(),
-		WriteErrors: s.st.writeErrors.Load(),
+		WriteErrors: s.st.writeErrors.Load(), DropBadChecksum: s.st.dropBadChecksum.Load(),
+		AttemptFails: s.obs.attemptFails.Load(), EstabResets: s.obs.estabResets.Load(),
+		DupAcks: s.obs.dupAcks.Load(), RetransSegs: s.retransSegs(),
 	}
+	st.InErrs = st.DropBadChecksum + st.DropMalformed
+	st.ConnDrops = make(map[tcp.Reason]uint64)
+	for r := range s.obs.drops {
+		if n := s.obs.drops[r].Load(); n > 0 {
+			st.ConnDrops[tcp.Reason(r)] = n
+		}
+	}
+	return st
 }
 
 // Conns returns the stack's connections, for tables and tests.
@@ -314,7 +337,11 @@ func (s *Stack) deliver(now time.Time, pkt []byte) {
 	}
 	var p header.Packet
 	if err := header.ParsePacket(pkt, &p); err != nil {
-		s.st.dropMalformed.Add(1)
+		if errors.Is(err, header.ErrBadChecksum) {
+			s.st.dropBadChecksum.Add(1)
+		} else {
+			s.st.dropMalformed.Add(1)
+		}
 		return
 	}
 	if !s.isLocal(p.Dst) {
