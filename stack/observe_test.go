@@ -170,12 +170,12 @@ func TestCountersAndTable(t *testing.T) {
 
 	tr := a.Transitions()
 	want := map[TransitionKey]bool{
-		{From: tcp.Closed, To: tcp.SynSent, Kind: tcp.CauseCall, Call: tcp.CallOpenActive}:                      true,
-		{From: tcp.SynSent, To: tcp.Closed, Kind: tcp.CauseSegment, Flags: header.RST | header.ACK}:             true,
-		{From: tcp.SynSent, To: tcp.Established, Kind: tcp.CauseSegment, Flags: header.SYN | header.ACK}:        true,
-		{From: tcp.Established, To: tcp.FinWait1, Kind: tcp.CauseCall, Call: tcp.CallClose}:                     true,
-		{From: tcp.FinWait2, To: tcp.TimeWait, Kind: tcp.CauseSegment, Flags: header.FIN | header.ACK}:          true,
-		{From: tcp.Established, To: tcp.Closed, Kind: tcp.CauseCall, Call: tcp.CallAbort}:                       true,
+		{From: tcp.Closed, To: tcp.SynSent, Kind: tcp.CauseCall, Call: tcp.CallOpenActive}:                     true,
+		{From: tcp.SynSent, To: tcp.Closed, Kind: tcp.CauseSegment, Flags: header.RST | header.ACK}:            true,
+		{From: tcp.SynSent, To: tcp.Established, Kind: tcp.CauseSegment, Flags: header.SYN | header.ACK}:       true,
+		{From: tcp.Established, To: tcp.FinWait1, Kind: tcp.CauseCall, Call: tcp.CallClose}:                    true,
+		{From: tcp.FinWait2, To: tcp.TimeWait, Kind: tcp.CauseSegment, Flags: header.FIN | header.ACK}:         true,
+		{From: tcp.Established, To: tcp.Closed, Kind: tcp.CauseCall, Call: tcp.CallAbort}:                      true,
 		{From: tcp.Closed, To: tcp.SynSent, Kind: tcp.CauseCall, Call: tcp.CallOpenActive, Flags: 0, Timer: 0}: true,
 	}
 	for k := range want {
