@@ -546,3 +546,39 @@ func TestObserverMask(t *testing.T) {
 		t.Error("EventMask.Has disagrees with MaskOf/AllEvents")
 	}
 }
+
+// TestStatesNamed: filter names in every spelling people meet select the
+// states they mean.
+func TestStatesNamed(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want []State
+	}{
+		{"SYN-RECEIVED", []State{SynReceived}},
+		{"syn-recv", []State{SynReceived}},
+		{"syn_recv", []State{SynReceived}},
+		{"SYN_RECV", []State{SynReceived}},
+		{"estab", []State{Established}},
+		{"time-wait", []State{TimeWait}},
+		{"FIN_WAIT", []State{FinWait1, FinWait2}},
+		{"fin-wait-2", []State{FinWait2}},
+		{"SYNACK", []State{SynReceived}},
+		{"bucket", []State{SynReceived, TimeWait}},
+		{"close", []State{Closed}},
+	} {
+		got, err := StatesNamed(tc.name)
+		if err != nil {
+			t.Errorf("StatesNamed(%q): %v", tc.name, err)
+			continue
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("StatesNamed(%q) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if got, _ := StatesNamed("connected"); len(got) != NumStates-2 {
+		t.Errorf("connected selects %v", got)
+	}
+	if _, err := StatesNamed("half-open"); err == nil {
+		t.Error("StatesNamed accepted a made-up state")
+	}
+}

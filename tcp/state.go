@@ -109,3 +109,36 @@ func ParseState(name string) (State, error) {
 	}
 	return Closed, fmt.Errorf("tcp: unknown state %q (want an RFC 9293 name such as SYN-RECEIVED, or an ss/netstat/ipvsadm spelling)", name)
 }
+
+// StatesNamed returns the states a filter name selects. It takes every
+// name ParseState does, and the names that cover several states: the
+// FIN_WAIT of conntrack and IPVS (FIN-WAIT-1 and FIN-WAIT-2), conntrack's
+// SYN_SENT2 (a simultaneous open's SYN-SENT), IPVS's SYNACK (SYN-RECEIVED),
+// and ss's state groups: "all", "connected" (all but LISTEN and CLOSED),
+// "synchronized" (ESTABLISHED and after, RFC 9293 §3.5.2) and "bucket"
+// (SYN-RECEIVED and TIME-WAIT, the minisocket states).
+func StatesNamed(name string) ([]State, error) {
+	k := strings.ToUpper(strings.TrimSpace(name))
+	k = strings.NewReplacer("_", "", "-", "", " ", "").Replace(k)
+	switch k {
+	case "FINWAIT":
+		return []State{FinWait1, FinWait2}, nil
+	case "SYNSENT2":
+		return []State{SynSent}, nil
+	case "SYNACK":
+		return []State{SynReceived}, nil
+	case "ALL":
+		return States[:], nil
+	case "CONNECTED":
+		return []State{SynSent, SynReceived, Established, FinWait1, FinWait2, CloseWait, Closing, LastAck, TimeWait}, nil
+	case "SYNCHRONIZED":
+		return []State{Established, FinWait1, FinWait2, CloseWait, Closing, LastAck, TimeWait}, nil
+	case "BUCKET":
+		return []State{SynReceived, TimeWait}, nil
+	}
+	s, err := ParseState(name)
+	if err != nil {
+		return nil, fmt.Errorf("tcp: unknown state %q (want an RFC 9293 name such as SYN-RECEIVED, an ss, conntrack or ipvsadm spelling such as syn-recv or SYN_RECV, or one of all, connected, synchronized, bucket)", name)
+	}
+	return []State{s}, nil
+}
