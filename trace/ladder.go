@@ -36,6 +36,15 @@ type LadderOptions struct {
 //
 // Records of hosts other than the two columns' are left out.
 func Ladder(w io.Writer, recs []Record, opt LadderOptions) error {
+	l := layoutLadder(recs, opt)
+	bw := bufio.NewWriter(w)
+	l.render(bw)
+	return bw.Flush()
+}
+
+// layoutLadder turns recs into the ladder's lines: the layout model that
+// the text renderer (Ladder) and the SVG renderer (LadderSVG) both draw.
+func layoutLadder(recs []Record, opt LadderOptions) *ladder {
 	l := newLadder(recs, opt)
 	for i := 0; i < len(recs); {
 		j := i + 1
@@ -45,9 +54,7 @@ func Ladder(w io.Writer, recs []Record, opt LadderOptions) error {
 		l.group(recs[i:j])
 		i = j
 	}
-	bw := bufio.NewWriter(w)
-	l.render(bw)
-	return bw.Flush()
+	return l
 }
 
 // fate is what became of the packet an arrow stands for, as far as the
@@ -78,8 +85,11 @@ type ladderLine struct {
 	st    [2]string
 	label string
 	fate  fate
-	tag   string // the words of a line without an arrow
-	note  string // a note line
+	tag   string      // the words of a line without an arrow
+	timer bool        // the line is a timer's expiry (tag names it)
+	retx  bool        // the segment is a retransmission
+	src   *ladderLine // for an arrival: the line its packet was sent on, if drawn
+	note  string      // a note line
 	text  []frag
 }
 
@@ -87,6 +97,7 @@ type ladder struct {
 	opt       LadderOptions
 	names     [2]string
 	addrs     [2]netip.Addr
+	known     [2]bool // the records say the side's state; a peer seen from one side does not
 	cur       [2]string
 	lines     []*ladderLine
 	sent      map[uint64]*ladderLine
@@ -121,11 +132,38 @@ func newLadder(recs []Record, opt LadderOptions) *ladder {
 			l.names[1] = h
 		}
 	}
+	var seen [2]bool
 	for i := range recs {
-		if recs[i].Kind == KindHost {
-			if s := l.side(recs[i].Host); s >= 0 {
-				l.addrs[s] = recs[i].Addr
+		r := &recs[i]
+		s := l.side(r.Host)
+		if s < 0 {
+			continue
+		}
+		switch {
+		case r.Kind == KindHost:
+			l.addrs[s] = r.Addr
+		case r.Kind == KindListen:
+			l.known[s] = true
+		case r.HasState || r.Kind == KindState:
+			l.known[s] = true
+			// The state before the first record: a change's From, or the
+			// state a record reports (calls and arrivals report the state
+			// they found). A trace that begins mid-connection starts there.
+			if !seen[s] {
+				seen[s] = true
+				if r.Kind == KindState {
+					l.cur[s] = r.From.String()
+				} else {
+					l.cur[s] = r.State.String()
+				}
 			}
+		}
+	}
+	// A side whose records never say its state (the peer of a one-sided
+	// trace, see WithPeer) has no state column: blank, never a guess.
+	for s := range 2 {
+		if !l.known[s] {
+			l.cur[s] = ""
 		}
 	}
 	return l
@@ -153,7 +191,10 @@ func (l *ladder) group(g []Record) {
 		evSide   = -1          // the side of a step that draws no arrow
 		evTag    string
 		evT      time.Duration
-		delivery bool // the step is a packet's arrival
+		evTimer  bool   // the step is a timer's expiry
+		fired    string // the timer that expired in this step, until a send shows it
+		firedAt  = -1   // the side whose timer that is
+		delivery bool   // the step is a packet's arrival
 	)
 	for i := range g {
 		switch g[i].Kind {
@@ -276,6 +317,7 @@ func (l *ladder) group(g []Record) {
 			if p := callPhrase(r.Call); p != "" && r.Call != "passive OPEN" {
 				pending = append(pending, frag{r.Host, p})
 				evSide, evTag, evT = s, r.Call, r.T
+				evTimer = false
 			}
 		case KindTimerStopped:
 			if r.Timer == tcp.TimerDelayedAck.String() {
@@ -289,11 +331,13 @@ func (l *ladder) group(g []Record) {
 			arrival, lastSend = nil, nil
 			pending = append(pending, frag{r.Host, timerPhrase(r.Timer)})
 			evSide, evTag, evT = s, r.Timer+" timer expires", r.T
+			evTimer = true
+			fired, firedAt = r.Timer+" timer expires", s
 		case KindSegmentOut, KindInject:
 			if !r.HasSeg {
 				continue
 			}
-			ln := &ladderLine{side: s, dir: 1 - 2*s, label: segmentLabel(r.Seg), fate: fateInFlight}
+			ln := &ladderLine{side: s, dir: 1 - 2*s, label: segmentLabel(r.Seg), fate: fateInFlight, retx: r.Retransmit}
 			ln.t[s], ln.hasT[s] = r.T, true
 			ln.text = append(ln.text, pending...)
 			pending = nil
@@ -308,6 +352,11 @@ func (l *ladder) group(g []Record) {
 				if p := optionsPhrase(r.Opts); p != "" {
 					ln.text = append(ln.text, frag{r.Host, p})
 				}
+			}
+			if fired != "" && firedAt == s {
+				// The send the expiry caused carries its mark (LadderSVG
+				// draws it; the text says it in the explanation).
+				ln.timer, ln.tag, fired = true, fired, ""
 			}
 			lastSend = ln
 			if r.Pkt != 0 {
@@ -331,7 +380,7 @@ func (l *ladder) group(g []Record) {
 		if arrival != nil {
 			arrival.text = append(arrival.text, pending...)
 		} else if evSide >= 0 {
-			ln := &ladderLine{side: evSide, tag: evTag, text: pending}
+			ln := &ladderLine{side: evSide, tag: evTag, timer: evTimer && evTag != "", text: pending}
 			ln.t[evSide], ln.hasT[evSide] = evT, true
 			add(ln)
 		}
@@ -356,6 +405,9 @@ func (l *ladder) arrive(r *Record, s int) *ladderLine {
 		return ln
 	}
 	ln := &ladderLine{side: s, dir: 2*s - 1, fate: fateArrival}
+	if src := l.sent[r.Pkt]; r.Pkt != 0 && src != nil && src.side != s {
+		ln.src, ln.retx = src, src.retx
+	}
 	if corrupt {
 		ln.fate = fateArrivalCorrupt
 	}
@@ -426,10 +478,10 @@ func (l *ladder) render(w *bufio.Writer) {
 			mid = drawArrow(ln.dir, ln.label, ln.fate, aw)
 		}
 		lt, rt := "", ""
-		if ln.hasT[0] {
+		if ln.hasT[0] && l.known[0] {
 			lt = fmtTime(ln.t[0])
 		}
-		if ln.hasT[1] {
+		if ln.hasT[1] && l.known[1] {
 			rt = fmtTime(ln.t[1])
 		}
 		line := fmt.Sprintf("%*s %-*s %-*s %-*s %*s", timeW, lt, stateW, ln.st[0], aw, mid, stateW, ln.st[1], timeW, rt)
