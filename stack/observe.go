@@ -20,6 +20,7 @@ const baseMask = tcp.EventMask(1<<tcp.EventState | 1<<tcp.EventDrop)
 
 // subscriber is one Subscribe call's observer and the events it wants.
 type subscriber struct {
+	id   uint64
 	o    tcp.Observer
 	mask tcp.EventMask
 }
@@ -29,6 +30,7 @@ type subscriber struct {
 // takes no lock, and the counters that events feed.
 type observation struct {
 	mu   sync.Mutex                   // serializes Subscribe and cancel
+	ids  uint64                       // the last subscriber id, under mu
 	subs atomic.Pointer[[]subscriber] // the current list; nil when empty
 	mask atomic.Uint32                // baseMask | every subscriber's mask
 	gen  atomic.Uint64                // bumped when mask changes
@@ -136,9 +138,10 @@ func (o *observer) Observe(e *tcp.Event) {
 // only valid during the call.
 func (s *Stack) Subscribe(o tcp.Observer, mask tcp.EventMask) (cancel func()) {
 	ob := &s.obs
-	sub := &subscriber{o: o, mask: mask}
 	ob.mu.Lock()
-	s.publishLocked(func(list []subscriber) []subscriber { return append(list, *sub) })
+	ob.ids++
+	sub := subscriber{id: ob.ids, o: o, mask: mask}
+	s.publishLocked(func(list []subscriber) []subscriber { return append(list, sub) })
 	ob.mu.Unlock()
 	var once sync.Once
 	return func() {
@@ -147,7 +150,7 @@ func (s *Stack) Subscribe(o tcp.Observer, mask tcp.EventMask) (cancel func()) {
 			defer ob.mu.Unlock()
 			s.publishLocked(func(list []subscriber) []subscriber {
 				for i := range list {
-					if list[i].o == sub.o && list[i].mask == sub.mask {
+					if list[i].id == sub.id {
 						return slices.Delete(list, i, i+1)
 					}
 				}
