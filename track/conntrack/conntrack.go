@@ -1,0 +1,583 @@
+// Package conntrack models what Linux netfilter connection tracking
+// (nf_conntrack, net/netfilter/nf_conntrack_proto_tcp.c) would hold for one
+// TCP connection: the state `conntrack -L` prints, the seconds left on the
+// entry's timer, and the [ASSURED] and [UNREPLIED] flags.
+//
+// It is a pure, deterministic value: feed it the packets a middlebox would
+// see, one at a time with their timestamps, and ask At(t) at any instant.
+// It never reads a clock.
+//
+// What is modelled, each rule citing its kernel function:
+//   - entry creation (tcp_new, tcp_error's valid-flag table);
+//   - the state table (tcp_conntracks) and the special cases of
+//     nf_conntrack_tcp_packet: "ignore" packets, reopening from TIME_WAIT /
+//     CLOSE, simultaneous open, the RFC 5961 challenge-ACK in LAST_ACK, the
+//     RST acceptance rules, the SYN,ACK that resynchronises after an
+//     ignored SYN;
+//   - the timeout choice (retransmission cap, RST, unacknowledged data,
+//     zero window) and the [UNREPLIED]/[ASSURED] handling, including the
+//     immediate deletion on a RST before any reply and the rule that a
+//     retransmitted SYN does not refresh the timer.
+//
+// What is simplified (tcp_in_window): the sequence-window checks that make
+// the kernel mark out-of-window packets INVALID are not done; every packet
+// the state table accepts is taken as in-window. Per direction the model
+// keeps what the timeouts need: the highest sequence end sent (td_end), the
+// highest ACK sent (td_maxack), and whether sent data is unacknowledged
+// (IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED, cleared when the peer's ACK reaches
+// td_end; the kernel clears it on an exact match and would call a larger
+// ACK invalid, the model clears it on any ACK at or beyond td_end). Window
+// scaling and SACK therefore do not matter and are not taken. Retransmissions
+// are counted as the kernel counts them: an ACK-class packet identical to the
+// previous one (same direction, seq, ack, end and raw window).
+// nf_tcp_handle_invalid (shortening the timeout after out-of-window FIN/RST)
+// is not modelled because out-of-window packets are not detected.
+package conntrack
+
+import (
+	"time"
+
+	"github.com/tcpstate/tcpstate/header"
+	"github.com/tcpstate/tcpstate/seqnum"
+)
+
+// Dir is a packet's direction relative to the entry.
+type Dir uint8
+
+const (
+	// Original is the direction of the first packet given to New.
+	Original Dir = iota
+	// Reply is the other direction.
+	Reply
+)
+
+// Packet is one TCP segment as the middlebox sees it.
+type Packet struct {
+	T      time.Time       // when it passed
+	Dir    Dir             // relative to the first packet given to New
+	Flags  header.TCPFlags // control bits
+	Seq    seqnum.Value    // sequence number
+	Ack    seqnum.Value    // acknowledgment number (meaningful with ACK)
+	Len    int             // payload bytes
+	Window uint16          // the raw (unscaled) window field
+}
+
+// Outcome says what the tracker did with the last packet given to New or
+// Update.
+type Outcome uint8
+
+const (
+	// Tracked: the packet was accepted; state and timer updated.
+	Tracked Outcome = iota
+	// Ignored: the table says "ignore" (sIG) or the kernel accepts the
+	// packet without touching the state (e.g. a challenge ACK); the state
+	// and timer are unchanged.
+	Ignored
+	// Invalid: the table says "invalid" (sIV) or the RST checks reject it;
+	// nothing changes (an iptables rule matching INVALID would see it).
+	Invalid
+	// Untracked: tcp_error rejected the packet (an invalid flag
+	// combination such as a bare FIN, SYN+FIN or no flags); nothing changes.
+	Untracked
+	// Created: the packet created a new entry (New, or Update after the old
+	// entry expired, was deleted, or was replaced by a reopening SYN).
+	Created
+	// Refused: no entry exists and this packet does not create one.
+	Refused
+	// Deleted: the packet deleted the entry (a RST before any reply).
+	Deleted
+)
+
+var outcomeNames = [...]string{"tracked", "ignored", "invalid", "untracked", "created", "refused", "deleted"}
+
+// String names the outcome.
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "?"
+}
+
+// side is what the model keeps per direction (the kernel's
+// struct ip_ct_tcp_state, reduced).
+type side struct {
+	seen      bool         // td_maxwin != 0: this direction has been initialised
+	end       seqnum.Value // td_end: highest seq+len (+SYN, +FIN) sent
+	maxack    seqnum.Value // td_maxack: highest ACK sent
+	maxackSet bool         // IP_CT_TCP_FLAG_MAXACK_SET
+	unacked   bool         // IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED
+	closeInit bool         // IP_CT_TCP_FLAG_CLOSE_INIT: this side sent the first FIN
+}
+
+// Entry is one conntrack entry for a TCP connection.
+type Entry struct {
+	cfg Config
+
+	alive    bool
+	rev      bool // the entry's ORIGINAL is the caller's Reply direction
+	state    State
+	deadline time.Time
+	assured  bool // IPS_ASSURED_BIT
+	replied  bool // IPS_SEEN_REPLY_BIT
+	last     Outcome
+
+	sides [2]side
+
+	// The kernel's struct ip_ct_tcp "last packet" fields.
+	lastDir   Dir
+	lastIndex class
+	lastSeq   seqnum.Value
+	lastAck   seqnum.Value
+	lastEnd   seqnum.Value
+	lastWin   uint16
+	retrans   int
+	simOpen   bool // IP_CT_TCP_SIMULTANEOUS_OPEN in last_flags
+	challenge bool // IP_CT_EXP_CHALLENGE_ACK in last_flags
+}
+
+// New creates the entry the kernel would create for first, with the
+// kernel's default settings. It returns false when conntrack would create no
+// entry for this packet (see NewWithConfig).
+func New(first Packet) (*Entry, bool) {
+	return NewWithConfig(first, Defaults())
+}
+
+// NewWithConfig is New with the given settings. Following tcp_error and
+// tcp_new: a packet with an invalid flag combination creates nothing; a SYN
+// (without ACK) creates a SYN_SENT entry; an ACK-class packet (ACK, ACK
+// with data, ACK+PSH) creates an ESTABLISHED entry when cfg.Loose is set
+// (picked up mid-stream); SYN+ACK, FIN+ACK and RST create nothing. The
+// packet's Dir is ignored: the first packet defines Original.
+func NewWithConfig(first Packet, cfg Config) (*Entry, bool) {
+	e := &Entry{cfg: cfg}
+	first.Dir = Original
+	if !e.create(first) {
+		return nil, false
+	}
+	return e, true
+}
+
+// Update feeds the next packet. Directions stay relative to the first packet
+// given to New, even if the kernel's entry is later replaced by one whose
+// original direction is the other (see Reversed).
+//
+// If the entry has expired (p.T is at or after its deadline) or has been
+// deleted, the kernel would no longer find it: the packet is treated as the
+// first packet of a new entry, exactly as New treats it, and LastOutcome
+// reports Created or Refused.
+func (e *Entry) Update(p Packet) {
+	if !e.alive || !p.T.Before(e.deadline) {
+		e.recreate(p)
+		return
+	}
+	e.packet(p)
+}
+
+// At reports the entry at instant t: the state name as `conntrack -L` prints
+// it, the time left on its timer, and whether it exists. An entry is gone at
+// its deadline (nf_ct_is_expired counts an entry whose timeout equals now as
+// expired) and after a deletion; then At returns "", 0, false.
+func (e *Entry) At(t time.Time) (state string, expire time.Duration, alive bool) {
+	if !e.alive || !t.Before(e.deadline) {
+		return "", 0, false
+	}
+	return e.state.String(), e.deadline.Sub(t), true
+}
+
+// State is the entry's current state, whatever the time.
+func (e *Entry) State() State { return e.state }
+
+// Assured reports the [ASSURED] flag: set when traffic has been seen both
+// ways and the connection reached ESTABLISHED (nf_conntrack_tcp_packet).
+func (e *Entry) Assured() bool { return e.alive && e.assured }
+
+// Unreplied reports the [UNREPLIED] flag: no packet in the reply direction
+// has been accepted yet.
+func (e *Entry) Unreplied() bool { return e.alive && !e.replied }
+
+// Reversed reports whether the current entry's original direction is the
+// caller's Reply direction. That happens when an entry is replaced by one
+// created from a Reply-direction packet (a reopening SYN, or a new entry
+// after expiry).
+func (e *Entry) Reversed() bool { return e.rev }
+
+// LastOutcome says what happened to the last packet.
+func (e *Entry) LastOutcome() Outcome { return e.last }
+
+// Retrans is the kernel's retransmission counter: how many identical
+// ACK-class packets in a row were seen.
+func (e *Entry) Retrans() int { return e.retrans }
+
+// recreate handles a packet when the kernel has no entry: it may create one.
+func (e *Entry) recreate(p Packet) {
+	rev := p.Dir != Original
+	fresh := Entry{cfg: e.cfg}
+	p.Dir = Original
+	if !fresh.create(p) {
+		e.alive = false
+		e.last = Refused
+		return
+	}
+	fresh.rev = rev
+	*e = fresh
+}
+
+// validFlags is tcp_error's tcp_valid_flags table: the combinations of
+// FIN, SYN, RST, ACK and URG conntrack tracks at all (PSH, ECE and CWR are
+// ignored). Anything else is counted invalid and never reaches the state
+// machine.
+func validFlags(f header.TCPFlags) bool {
+	switch f &^ (header.PSH | header.ECE | header.CWR) {
+	case header.SYN, header.SYN | header.URG, header.SYN | header.ACK,
+		header.RST, header.RST | header.ACK,
+		header.FIN | header.ACK, header.FIN | header.ACK | header.URG,
+		header.ACK, header.ACK | header.URG:
+		return true
+	}
+	return false
+}
+
+// classify is get_conntrack_index.
+func classify(f header.TCPFlags) class {
+	switch {
+	case f.Has(header.RST):
+		return clsRst
+	case f.Has(header.SYN):
+		if f.Has(header.ACK) {
+			return clsSynAck
+		}
+		return clsSyn
+	case f.Has(header.FIN):
+		return clsFin
+	case f.Has(header.ACK):
+		return clsAck
+	}
+	return clsNone
+}
+
+// segEnd is segment_seq_plus_len: seq + payload + 1 for SYN + 1 for FIN.
+func segEnd(p Packet) seqnum.Value {
+	n := p.Len
+	if n < 0 {
+		n = 0
+	}
+	end := p.Seq.Add(seqnum.Size(n))
+	if p.Flags.Has(header.SYN) {
+		end++
+	}
+	if p.Flags.Has(header.FIN) {
+		end++
+	}
+	return end
+}
+
+// create runs tcp_error and tcp_new for the first packet of an entry (Dir
+// already Original), then processes it as nf_conntrack_tcp_packet does.
+func (e *Entry) create(p Packet) bool {
+	if !validFlags(p.Flags) {
+		e.last = Refused
+		return false
+	}
+	idx := classify(p.Flags)
+	next := transitions[Original][None][idx]
+	switch {
+	case next == SynSent:
+		// tcp_new: a SYN initialises the original side.
+		e.sides[Original] = side{seen: true, end: segEnd(p)}
+	case next == Established && e.cfg.Loose:
+		// tcp_new with tcp_loose: picked up mid-stream; the kernel also
+		// marks both sides "be liberal", which only matters for the window
+		// checks this model does not make.
+		e.sides[Original] = side{seen: true, end: segEnd(p)}
+	default:
+		e.last = Refused
+		return false
+	}
+	e.alive = true
+	e.state = None
+	e.lastIndex = clsNone
+	e.packet(p)
+	if e.last == Tracked {
+		e.last = Created
+	}
+	return e.alive
+}
+
+// action is how nf_conntrack_tcp_packet's special cases continue.
+type action uint8
+
+const (
+	doWindow   action = iota // run tcp_in_window, then commit
+	skipWindow               // "goto in_window": commit without the window step
+	stop                     // the packet has been dealt with (ignored/invalid/...)
+)
+
+// packet is nf_conntrack_tcp_packet for an existing entry, with dir relative
+// to the current entry's original direction after applying rev.
+func (e *Entry) packet(p Packet) {
+	dir := Original
+	if p.Dir != Original {
+		dir = Reply
+	}
+	if e.rev {
+		dir ^= 1
+	}
+	if !validFlags(p.Flags) {
+		e.last = Untracked
+		return
+	}
+	idx := classify(p.Flags)
+	old := e.state
+	next := transitions[dir][old][idx]
+	act := doWindow
+
+	switch next {
+	case SynSent:
+		if old < TimeWait {
+			break
+		}
+		// RFC 1122 reopening from TIME_WAIT/CLOSE: if the old connection was
+		// closed (a FIN was seen) or this side reset it, the kernel deletes
+		// the entry and processes the SYN as the first packet of a new one.
+		if e.sides[0].closeInit || e.sides[1].closeInit ||
+			(e.lastDir == dir && e.lastIndex == clsRst) {
+			e.recreate(p)
+			return
+		}
+		// Otherwise it is treated like an ignored packet.
+		act = e.ignore(p, dir, idx, old)
+		if act == stop {
+			return
+		}
+		old, next = SynSent, SynRecv // only reachable via the resync path
+	case ign:
+		act = e.ignore(p, dir, idx, old)
+		if act == stop {
+			return
+		}
+		old, next = SynSent, SynRecv
+	case inv:
+		e.last = Invalid
+		return
+	case TimeWait:
+		// RFC 5961 challenge ACK answering an ignored SYN in LAST_ACK must
+		// not be taken for the last ACK.
+		if old == LastAck && idx == clsAck && e.lastDir != dir &&
+			e.lastIndex == clsSyn && e.challenge {
+			e.challenge = false
+			e.acceptUnchanged(dir)
+			return
+		}
+	case SynSent2:
+		e.simOpen = true
+	case SynRecv:
+		if dir == Reply && idx == clsAck && e.simOpen {
+			next = Established
+		}
+	case Close:
+		if idx == clsRst {
+			next, act = e.rstChecks(p, dir, old, next)
+			if act == stop {
+				return
+			}
+		}
+	}
+
+	if act == doWindow {
+		e.window(p, dir, idx, old)
+	}
+	e.commit(p, dir, idx, old, next)
+}
+
+// ignore is the TCP_CONNTRACK_IGNORE branch. It returns doWindow when the
+// packet is a SYN,ACK answering a SYN the tracker had ignored (the caller
+// then moves SYN_SENT -> SYN_RECV), and stop otherwise.
+func (e *Entry) ignore(p Packet, dir Dir, idx class, old State) action {
+	if idx == clsSynAck && e.lastIndex == clsSyn && e.lastDir != dir && p.Ack == e.lastEnd {
+		// The endpoints are in sync and the tracker is not: take the
+		// annotated SYN as the opening of a new handshake.
+		ld := e.lastDir
+		e.sides[ld] = side{seen: true, end: e.lastEnd}
+		e.sides[dir] = side{}
+		e.challenge = false
+		return doWindow
+	}
+	e.lastIndex = idx
+	e.lastDir = dir
+	e.lastSeq = p.Seq
+	e.lastEnd = segEnd(p)
+	e.lastWin = p.Window
+	if idx == clsSyn && dir == Original {
+		// last_flags is reset to the SYN's options; the model keeps only
+		// the two flags it uses.
+		e.simOpen = false
+		e.challenge = old == LastAck
+	}
+	if old == SynSent && idx == clsAck && dir == Reply {
+		e.lastAck = p.Ack // possible challenge ACK answering the SYN
+	}
+	e.acceptUnchanged(dir)
+	return stop
+}
+
+// acceptUnchanged records a packet the kernel lets through (NF_ACCEPT)
+// without touching state or timer; the core still marks the entry replied.
+func (e *Entry) acceptUnchanged(dir Dir) {
+	if dir == Reply {
+		e.replied = true
+	}
+	e.last = Ignored
+}
+
+// canEarlyDrop is tcp_can_early_drop.
+func canEarlyDrop(s State) bool {
+	switch s {
+	case FinWait, LastAck, TimeWait, Close, CloseWait:
+		return true
+	}
+	return false
+}
+
+// rstChecks is the TCP_CONNTRACK_CLOSE case for a RST.
+func (e *Entry) rstChecks(p Packet, dir Dir, old, next State) (State, action) {
+	if canEarlyDrop(old) {
+		return next, skipWindow
+	}
+	peer := &e.sides[dir^1]
+	established := old == Established && e.assured
+	if peer.maxackSet && e.lastIndex != clsSyn {
+		seq := p.Seq
+		switch {
+		case seq == 0 && !established:
+			return next, doWindow
+		case seq.LessThan(peer.maxack):
+			e.last = Invalid // "invalid rst" (nf_conntrack_tcp_ignore_invalid_rst = 0)
+			return next, stop
+		case !established || seq == peer.maxack:
+			return next, doWindow
+		case e.lastIndex == clsAck && e.lastDir == dir && seq == e.lastEnd:
+			return next, doWindow // the RST ends a train of data
+		}
+		// The RST's sequence number is not exact: keep the state so that
+		// a challenge ACK can follow (the timeout still drops to CLOSE's).
+		next = old
+	}
+	if ((e.replied && e.lastIndex == clsSyn) || (!e.assured && e.lastIndex == clsAck)) &&
+		p.Ack == e.lastEnd {
+		return next, skipWindow // RST answering a SYN/ACK we let through
+	}
+	if old == SynSent && e.lastIndex == clsAck && e.lastDir == Reply && p.Seq == e.lastAck {
+		return next, skipWindow // RST answering a challenge ACK
+	}
+	return next, doWindow
+}
+
+// window is the part of tcp_in_window the model keeps (see the package
+// comment).
+func (e *Entry) window(p Packet, dir Dir, idx class, old State) {
+	snd, rcv := &e.sides[dir], &e.sides[dir^1]
+	seq, ack, end := p.Seq, p.Ack, segEnd(p)
+	hasAck := p.Flags.Has(header.ACK)
+	if !snd.seen {
+		snd.seen = true
+		snd.end = end
+		if p.Flags.Has(header.SYN) {
+			if !hasAck {
+				return // simultaneous open: nothing more to learn
+			}
+		} else if !rcv.seen {
+			rcv.end = ack // keep the ACK checks passable until it is seen
+		}
+	} else if p.Flags.Has(header.SYN) && end.GreaterThan(snd.end) && (old == SynSent || old == SynRecv) {
+		// A new SYN (RFC 793 reinitialisation): restart this side.
+		snd.end = end
+		if dir == Reply && !hasAck {
+			return
+		}
+	}
+	if !hasAck || (p.Flags.Has(header.RST) && ack == 0) {
+		ack = rcv.end
+	}
+	if p.Flags.Has(header.RST) && seq == 0 && old == SynSent {
+		seq = snd.end
+		end = snd.end
+	}
+	if end.GreaterThan(snd.end) {
+		snd.end = end
+		snd.unacked = true
+	}
+	if hasAck {
+		if !snd.maxackSet || ack.GreaterThan(snd.maxack) {
+			snd.maxack = ack
+			snd.maxackSet = true
+		}
+	}
+	if ack.GreaterThanEq(rcv.end) {
+		rcv.unacked = false
+	}
+	if idx == clsAck {
+		if e.lastDir == dir && e.lastSeq == seq && e.lastAck == ack &&
+			e.lastEnd == end && e.lastWin == p.Window {
+			e.retrans++
+		} else {
+			e.lastDir, e.lastSeq, e.lastAck, e.lastEnd, e.lastWin = dir, seq, ack, end, p.Window
+			e.retrans = 0
+		}
+	}
+}
+
+// commit is the in_window tail of nf_conntrack_tcp_packet: the state
+// change, the timeout choice and the ASSURED/UNREPLIED handling.
+func (e *Entry) commit(p Packet, dir Dir, idx class, old, next State) {
+	e.lastIndex = idx
+	e.lastDir = dir
+	e.state = next
+	if old != next && next == FinWait {
+		e.sides[dir].closeInit = true
+	}
+
+	c := &e.cfg
+	timeout := c.timeout(next)
+	switch {
+	case e.retrans >= c.MaxRetransCount && timeout > c.MaxRetrans:
+		timeout = c.MaxRetrans
+	case idx == clsRst:
+		timeout = c.Close
+	case (e.sides[0].unacked || e.sides[1].unacked) && timeout > c.Unacknowledged:
+		timeout = c.Unacknowledged
+	case e.lastWin == 0 && timeout > c.MaxRetrans:
+		timeout = c.MaxRetrans
+	}
+	e.last = Tracked
+
+	if !e.replied {
+		if p.Flags.Has(header.RST) {
+			// Only a RST came back (or the originator gave up): the kernel
+			// deletes the entry at once.
+			e.alive = false
+			e.last = Deleted
+			return
+		}
+		if idx == clsSyn && old == SynSent {
+			// A retransmitted SYN does not renew the timer.
+			e.markReplied(dir)
+			return
+		}
+		if next == Established && timeout > c.Unacknowledged {
+			// Picked up mid-stream without a reply yet.
+			timeout = c.Unacknowledged
+		}
+	} else if !e.assured && (old == SynRecv || old == Established) && next == Established {
+		e.assured = true
+	}
+	e.deadline = p.T.Add(timeout)
+	e.markReplied(dir)
+}
+
+// markReplied is the core's IPS_SEEN_REPLY_BIT update, done after the TCP
+// tracker returned success.
+func (e *Entry) markReplied(dir Dir) {
+	if dir == Reply {
+		e.replied = true
+	}
+}
