@@ -66,5 +66,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newSimCmd())
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newDialCmd())
+	root.AddCommand(newConnsCmd())
+	root.AddCommand(newStatsCmd())
 	return root
 }

@@ -17,25 +17,55 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tcpstate/tcpstate/admin"
+	"github.com/tcpstate/tcpstate/link"
 	"github.com/tcpstate/tcpstate/link/tun"
 	"github.com/tcpstate/tcpstate/stack"
 	"github.com/tcpstate/tcpstate/tcp"
+	"github.com/tcpstate/tcpstate/trace"
 )
 
-// stackFlags are the flags serve and dial share: which TUN device, and the
-// stack's own address on it.
+// stackFlags are the flags serve and dial share: which TUN device, the
+// stack's own address on it, and how to watch it.
 type stackFlags struct {
-	dev  string
-	addr string
+	dev   string
+	addr  string
+	admin string
+	trace string
+	pcap  string
 }
 
 func (f *stackFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.dev, "tun", "", "TUN device to attach to (created and configured on the kernel side beforehand)")
-	cmd.Flags().StringVar(&f.addr, "addr", "", "the stack's own address on the device, as IP/PREFIX (for example 10.9.0.2/24)")
+	fl := cmd.Flags()
+	fl.StringVar(&f.dev, "tun", "", "TUN device to attach to (created and configured on the kernel side beforehand)")
+	fl.StringVar(&f.addr, "addr", "", "the stack's own address on the device, as IP/PREFIX (for example 10.9.0.2/24)")
+	fl.StringVar(&f.admin, "admin", "", "serve /metrics, /conns, /stats, /transitions and /events over HTTP on ADDR (for example 127.0.0.1:9180)")
+	fl.StringVar(&f.trace, "trace", "", "write every event (segments, state changes, timers) to FILE as JSON lines")
+	fl.StringVar(&f.pcap, "pcap", "", "write every packet sent and received to FILE as pcapng")
 }
 
-// open checks the flags and starts a stack on the TUN device.
-func (f *stackFlags) open() (*stack.Stack, error) {
+// running is a stack started from the flags, with whatever watches it.
+type running struct {
+	*stack.Stack
+	stop []func() error // run in reverse order by close
+}
+
+// close stops the stack and the watchers, flushing the files, and returns
+// the first error.
+func (r *running) close() error {
+	var first error
+	for i := len(r.stop) - 1; i >= 0; i-- {
+		if err := r.stop[i](); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// open checks the flags and starts a stack on the TUN device, with the
+// admin endpoint, trace and capture the flags ask for. Messages about the
+// watchers go to stderr.
+func (f *stackFlags) open(ctx context.Context, stderr io.Writer) (*running, error) {
 	if f.dev == "" {
 		return nil, errors.New("--tun is required: the TUN device to attach to")
 	}
@@ -46,6 +76,12 @@ func (f *stackFlags) open() (*stack.Stack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--addr %q: want IP/PREFIX, for example 10.9.0.2/24", f.addr)
 	}
+	r := &running{}
+	fail := func(err error) (*running, error) {
+		r.close()
+		return nil, err
+	}
+	var ep link.Endpoint
 	dev, err := tun.Open(f.dev, tun.Options{NoCreate: true})
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -53,12 +89,82 @@ func (f *stackFlags) open() (*stack.Stack, error) {
 		}
 		return nil, err
 	}
-	st, err := stack.New(dev, stack.Options{Addrs: []netip.Prefix{prefix}})
-	if err != nil {
-		dev.Close()
-		return nil, err
+	ep = dev
+	if f.pcap != "" {
+		w, err := os.Create(f.pcap)
+		if err != nil {
+			dev.Close()
+			return nil, fmt.Errorf("--pcap: %w", err)
+		}
+		tap := link.Tap(dev, w)
+		ep = tap
+		r.stop = append(r.stop, func() error {
+			err := tap.Err()
+			if cerr := w.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("--pcap %s: %w", f.pcap, err)
+			}
+			return nil
+		})
 	}
-	return st, nil
+	start := time.Now()
+	st, err := stack.New(ep, stack.Options{Addrs: []netip.Prefix{prefix}, Logf: func(format string, args ...any) {
+		fmt.Fprintf(stderr, "tcpstate: "+format+"\n", args...)
+	}})
+	if err != nil {
+		ep.Close()
+		return fail(err)
+	}
+	r.Stack = st
+	r.stop = append(r.stop, st.Close)
+	if f.trace != "" {
+		w, err := os.Create(f.trace)
+		if err != nil {
+			return fail(fmt.Errorf("--trace: %w", err))
+		}
+		ew := trace.NewEventWriter(w, "tcpstate", prefix.Addr(), start)
+		cancel := st.Subscribe(ew, tcp.AllEvents)
+		done := make(chan struct{})
+		go func() { // flush now and then, so a killed process leaves most of its trace
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					ew.Flush()
+				}
+			}
+		}()
+		// Registered after the stack, so it runs before the stack
+		// closes: the trace ends with the connections' last events.
+		r.stop = append(r.stop, func() error {
+			close(done)
+			cancel()
+			err := ew.Flush()
+			if cerr := w.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("--trace %s: %w", f.trace, err)
+			}
+			return nil
+		})
+	}
+	if f.admin != "" {
+		actx, cancel := context.WithCancel(ctx)
+		addr, _, err := admin.New(st, admin.Options{Start: start}).ListenAndServe(actx, f.admin)
+		if err != nil {
+			cancel()
+			return fail(fmt.Errorf("--admin: %w", err))
+		}
+		fmt.Fprintf(stderr, "admin endpoint on http://%s/\n", addr)
+		r.stop = append(r.stop, func() error { cancel(); return nil })
+	}
+	return r, nil
 }
 
 func newServeCmd() *cobra.Command {
@@ -76,7 +182,7 @@ func newServeCmd() *cobra.Command {
 			"discard (read and drop), http (HTTP/1.1: GET / answers \"ok\\n\";\n" +
 			"GET /bytes/N answers N bytes where byte i is i mod 251).",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			if port < 1 || port > 65535 {
 				return fmt.Errorf("--port %d: want a port from 1 to 65535", port)
 			}
@@ -84,25 +190,29 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := sf.open()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			st, err := sf.open(ctx, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer func() {
+				if cerr := st.close(); err == nil {
+					err = cerr
+				}
+			}()
 			ln, err := st.Listen("tcp", ":"+strconv.Itoa(port))
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "ready")
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			go func() {
 				<-ctx.Done()
 				ln.Close()
 			}()
 			err = handler(ln)
 			if ctx.Err() != nil {
-				return nil // killed: a normal end
+				err = nil // killed: a normal end
 			}
 			return err
 		},
@@ -199,20 +309,24 @@ func newDialCmd() *cobra.Command {
 			"the peer's FIN, then exits 0. A refused, reset or timed-out connection exits\n" +
 			"non-zero with the reason on stderr.",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			if to == "" {
 				return errors.New("--to is required: HOST:PORT to connect to")
 			}
 			if _, err := netip.ParseAddrPort(to); err != nil {
 				return fmt.Errorf("--to %q: want IP:PORT (IPv6 as [addr]:port)", to)
 			}
-			st, err := sf.open()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			st, err := sf.open(ctx, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			defer func() {
+				if cerr := st.close(); err == nil {
+					err = cerr
+				}
+			}()
 			if timeout > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, timeout)
