@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -16,6 +17,7 @@ type demoFlags struct {
 	format string
 	seed   uint64
 	width  int
+	trace  string
 }
 
 func newDemoCmd() *cobra.Command {
@@ -36,10 +38,11 @@ func newDemoCmd() *cobra.Command {
 	fl.StringVarP(&f.format, "format", "f", "text", "output format: text (ladder diagrams) or json (JSON lines of events)")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the simulation's randomness (only the lossy scenario depends on it)")
 	fl.IntVar(&f.width, "width", 100, "width of the text output in columns")
+	fl.StringVar(&f.trace, "trace", "", "also write every event of the scenarios played to FILE as JSON lines (read it with tcpstate ladder)")
 	return cmd
 }
 
-func runDemo(out io.Writer, names []string, f demoFlags) error {
+func runDemo(out io.Writer, names []string, f demoFlags) (err error) {
 	if f.format != "text" && f.format != "json" {
 		return fmt.Errorf("unknown format %q (want text or json)", f.format)
 	}
@@ -64,11 +67,32 @@ func runDemo(out io.Writer, names []string, f demoFlags) error {
 	if len(scenarios) == 0 {
 		scenarios = demo.Scenarios()
 	}
+	var traceOut *trace.JSONWriter
+	if f.trace != "" {
+		file, err := os.Create(f.trace)
+		if err != nil {
+			return fmt.Errorf("--trace: %w", err)
+		}
+		tw := bufio.NewWriter(file)
+		traceOut = trace.NewJSONWriter(tw)
+		defer func() {
+			if ferr := tw.Flush(); err == nil && ferr != nil {
+				err = fmt.Errorf("--trace %s: %w", f.trace, ferr)
+			}
+			if cerr := file.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("--trace %s: %w", f.trace, cerr)
+			}
+		}()
+	}
 	for i, s := range scenarios {
+		var sink trace.Sink
+		if traceOut != nil {
+			sink = traceOut
+		}
 		switch f.format {
 		case "json":
 			j := trace.NewJSONWriter(bw)
-			s.Run(demo.Options{Seed: f.seed, Sink: j})
+			s.Run(demo.Options{Seed: f.seed, Sink: trace.Tee(j, sink)})
 			if err := j.Err(); err != nil {
 				return err
 			}
@@ -76,11 +100,14 @@ func runDemo(out io.Writer, names []string, f demoFlags) error {
 			if i > 0 {
 				fmt.Fprintln(bw)
 			}
-			r := s.Run(demo.Options{Seed: f.seed})
+			r := s.Run(demo.Options{Seed: f.seed, Sink: sink})
 			if err := r.WriteText(bw, f.width); err != nil {
 				return err
 			}
 		}
+	}
+	if traceOut != nil && traceOut.Err() != nil {
+		return fmt.Errorf("--trace %s: %w", f.trace, traceOut.Err())
 	}
 	return bw.Flush()
 }

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/tcpstate/tcpstate/demo"
+	"github.com/tcpstate/tcpstate/trace"
 )
 
 func runCmd(args ...string) (code int, stdout, stderr string) {
@@ -135,5 +138,43 @@ func TestSeed(t *testing.T) {
 	_, b, _ := runCmd("demo", "lossy", "--seed", "2", "--format", "json")
 	if a == b {
 		t.Error("--seed does not change the lossy run")
+	}
+}
+
+// TestDemoTrace: --trace writes the scenarios' events as JSON lines while
+// the ladder still goes to stdout.
+func TestDemoTrace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "close.jsonl")
+	code, out, errs := runCmd("demo", "close", "--trace", path)
+	if code != 0 || !strings.Contains(out, "TIME-WAIT") {
+		t.Fatalf("exit %d, stderr %q, stdout:\n%s", code, errs, out)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := trace.ReadJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var states, segs int
+	for _, r := range recs {
+		if r.Run != "close" {
+			t.Fatalf("record of run %q in a trace of close", r.Run)
+		}
+		switch r.Kind {
+		case trace.KindState:
+			states++
+		case trace.KindSegmentOut:
+			segs++
+		}
+	}
+	if states < 6 || segs < 6 {
+		t.Errorf("trace has %d state changes and %d segments sent; the close scenario makes more", states, segs)
+	}
+	code, _, errs = runCmd("demo", "close", "--trace", filepath.Join(t.TempDir(), "no", "such", "dir", "x"))
+	if code == 0 || !strings.Contains(errs, "--trace") {
+		t.Errorf("unwritable --trace: exit %d, %q", code, errs)
 	}
 }
