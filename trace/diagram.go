@@ -159,17 +159,6 @@ var diagramBoxes = map[tcp.State]diagramBox{
 	tcp.TimeWait:    {dgC, dgY6},
 }
 
-// bottomClosed reports whether the figure draws from's edges to CLOSED to
-// the bar at the bottom (the states of a connection that was open) rather
-// than to the CLOSED box on top.
-func bottomClosed(from tcp.State) bool {
-	switch from {
-	case tcp.Closed, tcp.Listen, tcp.SynSent, tcp.SynReceived:
-		return false
-	}
-	return true
-}
-
 type pt struct{ x, y float64 }
 
 // diagramRoute is the hand-placed path of the arrow for every edge from
