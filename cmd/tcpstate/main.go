@@ -66,6 +66,8 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newSimCmd())
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newDialCmd())
+	root.AddCommand(newLadderCmd())
+	root.AddCommand(newDiagramCmd())
 	root.AddCommand(newConnsCmd())
 	root.AddCommand(newStatsCmd())
 	return root
