@@ -197,6 +197,15 @@ func TestScenarios(t *testing.T) {
 			step{at: ms(110), dir: Original, flags: A, seq: cISN + 2, ack: sISN + 2, want: "TIME_WAIT", exp: 120 * sec, out: Tracked},
 			step{at: ms(120), dir: Reply, flags: R, seq: sISN + 2, want: "CLOSE", exp: 10 * sec, out: Tracked},
 		)},
+		{"RST in CLOSE", with(established,
+			step{at: ms(50), dir: Reply, flags: RA, seq: sISN + 1, ack: cISN + 1, want: "CLOSE", exp: 10 * sec, out: Tracked},
+			step{at: ms(60), dir: Original, flags: R, seq: cISN + 1, want: "CLOSE", exp: 10 * sec, out: Tracked},
+		)},
+		{"RST in SYN_SENT2", []step{
+			{at: 0, dir: Original, flags: S, seq: cISN, want: "SYN_SENT", exp: 120 * sec, out: Created},
+			{at: ms(5), dir: Reply, flags: S, seq: sISN, want: "SYN_SENT2", exp: 120*sec - ms(5), out: Tracked},
+			{at: ms(6), dir: Original, flags: RA, seq: cISN + 1, ack: sISN + 1, want: "CLOSE", exp: 10 * sec, out: Tracked, flags2: "-"},
+		}},
 		// The server's FIN is seen, the client's last ACK is lost before
 		// the middlebox: the entry sits in LAST_ACK and each retransmitted
 		// FIN renews its 30 s until an ACK finally passes.

@@ -82,6 +82,62 @@ type connView struct {
 	synThenRst bool
 }
 
+// StateMeaning explains a conn_state code in a few words (after the
+// documentation of Conn::Info$conn_state in main.zeek); "" for an unknown
+// code.
+func StateMeaning(code string) string { return stateMeanings[code] }
+
+var stateMeanings = map[string]string{
+	"S0":     "connection attempt seen, no reply",
+	"S1":     "established, not terminated",
+	"SF":     "normal establishment and termination",
+	"REJ":    "connection attempt rejected",
+	"S2":     "established, originator's close seen, no reply from the responder",
+	"S3":     "established, responder's close seen, no reply from the originator",
+	"RSTO":   "established, the originator aborted (RST)",
+	"RSTR":   "the responder sent a RST",
+	"RSTOS0": "originator sent SYN then RST; no SYN,ACK seen",
+	"RSTRH":  "responder sent SYN,ACK then RST; no SYN seen",
+	"SH":     "originator sent SYN then FIN; no SYN,ACK seen (half open)",
+	"SHR":    "responder sent SYN,ACK then FIN; no SYN seen",
+	"OTH":    "no SYN seen, midstream traffic",
+}
+
+// HistoryMeaning explains one history letter (after the documentation of
+// Conn::Info$history in main.zeek): upper case is the originator, lower
+// case the responder. "" for a letter Zeek does not use.
+func HistoryMeaning(letter byte) string {
+	who := "originator"
+	if letter >= 'a' && letter <= 'z' {
+		who = "responder"
+		letter -= 'a' - 'A'
+	}
+	if letter == '^' {
+		return "Zeek flipped the roles of originator and responder"
+	}
+	m, ok := historyMeanings[letter]
+	if !ok {
+		return ""
+	}
+	return who + ": " + m
+}
+
+var historyMeanings = map[byte]string{
+	'S': "SYN without ACK",
+	'H': "SYN,ACK",
+	'A': "pure ACK (noted once)",
+	'D': "packet with payload (noted once)",
+	'F': "FIN (again when at a new sequence number)",
+	'R': "RST (again when at a new sequence number)",
+	'C': "bad checksum (again at 10, 100, ... of them)",
+	'G': "content gap (again at 10, 100, ...)",
+	'T': "retransmitted payload (again at 10, 100, ...)",
+	'W': "zero window advertised (again at 10, 100, ...)",
+	'I': "inconsistent packet, e.g. FIN+RST (noted once)",
+	'Q': "multi-flag packet, SYN+FIN or SYN+RST (noted once)",
+	'X': "analysis partial, e.g. limits exceeded",
+}
+
 func (c *connView) oInactive() bool { return c.os == Inactive || c.os == Partial }
 func (c *connView) rInactive() bool { return c.rs == Inactive || c.rs == Partial }
 

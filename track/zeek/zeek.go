@@ -34,10 +34,9 @@
 //
 // Not modelled: content gaps ('g', which need Zeek's reassembler), 'x'
 // (analysis limits), connection reuse (a new SYN after the connection closed
-// makes Zeek start a new conn.log record; here it continues this Flow), the
-// size-based distinction SF/S1 makes no difference here because State
-// reports the connection as if it ended now, and the timers after which
-// Zeek expires connections. Byte sizes (used only by the REJ rule) follow
+// makes Zeek start a new conn.log record; here it continues this Flow), and
+// the timers after which Zeek expires connections (State always answers as
+// if the connection were logged now). Byte sizes (used only by the REJ rule) follow
 // TCP_Endpoint::Size with the sequence arithmetic limited to 32 bits.
 package zeek
 

@@ -245,3 +245,18 @@ func FuzzFlow(f *testing.F) {
 		}
 	})
 }
+
+func TestMeanings(t *testing.T) {
+	for code := range validStates {
+		if code != "" && StateMeaning(code) == "" {
+			t.Errorf("no meaning for %s", code)
+		}
+	}
+	if StateMeaning("XYZ") != "" {
+		t.Error("meaning for an unknown code")
+	}
+	if !strings.HasPrefix(HistoryMeaning('d'), "responder") || !strings.HasPrefix(HistoryMeaning('D'), "originator") ||
+		HistoryMeaning('z') != "" || HistoryMeaning('^') == "" {
+		t.Errorf("history meanings: %q %q %q", HistoryMeaning('d'), HistoryMeaning('D'), HistoryMeaning('z'))
+	}
+}
