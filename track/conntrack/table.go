@@ -74,7 +74,7 @@ func (c class) String() string { return classNames[c] }
 // 9b44fff655e2, which matches mainline). The kernel's own comments explain
 // each cell; in short:
 //   - ORIGINAL SYN from NONE opens (SYN_SENT); from TIME_WAIT/CLOSE it is a
-//     reopening (SYN_SENT, see the reopen rule in Entry.Update); a SYN in a
+//     reopening (SYN_SENT; see the reopening rule in conntrack.go, Entry.packet); a SYN in a
 //     synchronised state is "ignore": the receiver will answer with RST or a
 //     SYN,ACK and conntrack catches up then.
 //   - REPLY SYN in SYN_SENT is a simultaneous open (SYN_SENT2).
