@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -42,6 +43,10 @@ type liveSource struct {
 	oobn  int
 	errno syscall.Errno
 	recv  func(fd uintptr) bool
+
+	// closed is set by Close, so that the read it interrupts reports
+	// io.EOF (RawConn.Read returns internal/poll's own error then).
+	closed atomic.Bool
 }
 
 // htons converts v to network byte order, as packet(7) wants protocols.
@@ -158,7 +163,7 @@ func (ls *liveSource) recvmsg(fd uintptr) bool {
 // loopback duplicate), and ErrNotTCP for a cooked frame that is not IP.
 func (ls *liveSource) next(r *Reader) ([]byte, int, LinkType, time.Time, error) {
 	if err := ls.rc.Read(ls.recv); err != nil {
-		if errors.Is(err, os.ErrClosed) {
+		if ls.closed.Load() || errors.Is(err, os.ErrClosed) {
 			return nil, 0, 0, time.Time{}, io.EOF
 		}
 		return nil, 0, 0, time.Time{}, err
@@ -215,4 +220,7 @@ func (r *Reader) SetReadDeadline(t time.Time) error {
 	return r.live.f.SetReadDeadline(t)
 }
 
-func (ls *liveSource) close() error { return ls.f.Close() }
+func (ls *liveSource) close() error {
+	ls.closed.Store(true)
+	return ls.f.Close()
+}
