@@ -47,6 +47,15 @@ const (
 	RouterServerDev = "toserver" // in the router namespace, facing the server
 )
 
+// The interfaces' MAC addresses, fixed so the lab can fill the
+// neighbour tables itself (locally administered: 02:...).
+const (
+	ClientMAC       = "02:00:0a:4d:01:02"
+	RouterClientMAC = "02:00:0a:4d:01:01"
+	RouterServerMAC = "02:00:0a:4d:02:01"
+	ServerMAC       = "02:00:0a:4d:02:02"
+)
+
 // ServicePort is the TCP port the scenarios' server listens on.
 const ServicePort = 5000
 
@@ -99,12 +108,21 @@ func New(t testing.TB) *Lab {
 	l.Router = netns.ForTest(t)
 	l.Server = netns.ForTest(t)
 
+	// No duplicate address detection (RFC 4862 section 5.4) on any IPv6
+	// address, link-local ones included: while the router's link-local
+	// address is tentative it cannot do neighbour discovery, and the
+	// first IPv6 packets would wait seconds in its queue. Set before the
+	// interfaces exist, so they inherit it.
+	for _, ns := range []*netns.NS{l.Client, l.Router, l.Server} {
+		ns.MustRun(t, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
+	}
+
 	// The veth pairs are created inside the namespaces (ip -n), so the
 	// same names in parallel labs never meet in the root namespace.
-	run(t, "ip", "-n", l.Client.Name(), "link", "add", ClientDev, "type", "veth",
-		"peer", "name", RouterClientDev, "netns", l.Router.Name())
-	run(t, "ip", "-n", l.Server.Name(), "link", "add", ServerDev, "type", "veth",
-		"peer", "name", RouterServerDev, "netns", l.Router.Name())
+	run(t, "ip", "-n", l.Client.Name(), "link", "add", ClientDev, "address", ClientMAC, "type", "veth",
+		"peer", "name", RouterClientDev, "address", RouterClientMAC, "netns", l.Router.Name())
+	run(t, "ip", "-n", l.Server.Name(), "link", "add", ServerDev, "address", ServerMAC, "type", "veth",
+		"peer", "name", RouterServerDev, "address", RouterServerMAC, "netns", l.Router.Name())
 
 	type ifc struct {
 		ns   *netns.NS
@@ -121,8 +139,6 @@ func New(t testing.TB) *Lab {
 		{l.Server, ServerDev, "10.77.2.2/24", "fd77:2::2/64", RouterIP2, RouterIP62},
 	} {
 		c.ns.MustRun(t, "ip", "addr", "add", c.v4, "dev", c.dev)
-		// nodad: the address is usable at once instead of after
-		// duplicate address detection (RFC 4862 section 5.4).
 		c.ns.MustRun(t, "ip", "-6", "addr", "add", c.v6, "dev", c.dev, "nodad")
 		// Offloads off so the capture shows the segments as they are on
 		// a wire (no GRO-merged or TSO-sized super-packets) with their
@@ -132,6 +148,24 @@ func New(t testing.TB) *Lab {
 		if c.peer.IsValid() {
 			c.ns.MustRun(t, "ip", "route", "add", "default", "via", c.peer.String())
 			c.ns.MustRun(t, "ip", "-6", "route", "add", "default", "via", c.gw6.String())
+		}
+	}
+	// Permanent neighbour entries: no ARP or neighbour discovery ever
+	// delays a first packet (the first IPv6 neighbour solicitation on a
+	// fresh veth is often lost, costing a 1 s retransmission) or adds
+	// packets to the capture.
+	for _, n := range []struct {
+		ns       *netns.NS
+		dev, mac string
+		addrs    []netip.Addr
+	}{
+		{l.Client, ClientDev, RouterClientMAC, []netip.Addr{RouterIP1, RouterIP61}},
+		{l.Router, RouterClientDev, ClientMAC, []netip.Addr{ClientIP, ClientIP6}},
+		{l.Router, RouterServerDev, ServerMAC, []netip.Addr{ServerIP, ServerIP6}},
+		{l.Server, ServerDev, RouterServerMAC, []netip.Addr{RouterIP2, RouterIP62}},
+	} {
+		for _, a := range n.addrs {
+			n.ns.MustRun(t, "ip", "neigh", "replace", a.String(), "lladdr", n.mac, "dev", n.dev, "nud", "permanent")
 		}
 	}
 	l.Router.MustRun(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
@@ -298,16 +332,22 @@ var droppedRE = regexp.MustCompile(`(\d+) packets? dropped by kernel`)
 // marker is in the file, so every packet that crossed the interface
 // before stop was called is in the file. The marker (and the server's
 // ICMP port-unreachable answer to it) are the capture's last packets;
-// a TCP tracker ignores them. stop fails t if the kernel dropped packets
+// a TCP tracker ignores them. The file is in the test's temporary
+// directory, or in the directory NETLAB_KEEP names (to keep it for
+// inspection). stop fails t if the kernel dropped packets
 // before tcpdump read them, since the capture would then be incomplete.
 func (l *Lab) StartCapture(t testing.TB) (stop func() string) {
 	t.Helper()
-	path := filepath.Join(l.dir, fmt.Sprintf("capture-%d.pcap", time.Now().UnixNano()))
+	dir := l.dir
+	if keep := os.Getenv("NETLAB_KEEP"); keep != "" {
+		dir = keep
+	}
+	path := filepath.Join(dir, fmt.Sprintf("%s-%d.pcap", strings.ReplaceAll(t.Name(), "/", "_"), time.Now().UnixNano()))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	// -Z root: Debian's tcpdump otherwise drops to the tcpdump user and
 	// cannot write into the test's private directory. -B: a 4 MiB kernel
 	// buffer so bursts (the SYN flood, the transfers) are not dropped.
-	cmd := l.Router.Command(ctx, "tcpdump", "-i", l.CaptureDev, "-w", path, "-U", "-n",
+	cmd := l.Router.Command(ctx, "tcpdump", "-i", l.CaptureDev, "-w", path, "-U", "--immediate-mode", "-n",
 		"-Z", "root", "-B", "4096", "-s", "262144")
 	c := &capture{cmd: cmd, path: path, stderr: &lineBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	cmd.Stderr = c.stderr

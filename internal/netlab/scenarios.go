@@ -34,20 +34,29 @@ type Scenario struct {
 
 // Scenarios lists every scenario. Each runs in a lab of its own (see New)
 // and takes at most a few seconds.
+//
+// Where a scenario loses packets, the receiving endpoint drops them in
+// its own INPUT chain, not the router: the router's conntrack sees each
+// packet at PREROUTING, before any FORWARD rule, so a drop in the router
+// would make the capture on one router interface miss packets conntrack
+// saw. This way every packet conntrack saw crosses both router
+// interfaces and is in the capture, wherever it is taken; the one
+// exception is the simultaneous close, where the router delays (never
+// drops) the two FINs.
 var Scenarios = []Scenario{
 	{"handshake", "Three-way handshake and a 100-byte request and answer, then idle: both ESTABLISHED, conntrack ESTABLISHED.", (*Lab).Handshake},
 	{"client-close", "The client closes first, the server closes on EOF: client TIME-WAIT, server CLOSED, conntrack TIME_WAIT.", (*Lab).ClientClose},
 	{"server-close", "The server closes first, the client closes on EOF: server TIME-WAIT, client CLOSED, conntrack TIME_WAIT.", (*Lab).ServerClose},
 	{"half-close", "The client shuts down its sending side (SHUT_WR); the server reads EOF and keeps sending 64 KiB, which the client reads: client FIN-WAIT-2, server CLOSE-WAIT, conntrack CLOSE_WAIT.", (*Lab).HalfClose},
 	{"close-wait-leak", "The client closes; the server reads EOF but never closes: client FIN-WAIT-2 (orphan, with its FIN-WAIT-2 timer), server CLOSE-WAIT, conntrack CLOSE_WAIT.", (*Lab).CloseWaitLeak},
-	{"lost-final-ack", "The client closes first; the router drops the client's last ACK once: the server in LAST-ACK retransmits its FIN once, the client in TIME-WAIT ACKs it again: client TIME-WAIT, server CLOSED, one server retransmission.", (*Lab).LostFinalACK},
-	{"last-ack", "As lost-final-ack, but the router drops every ACK from the client after the handshake, and the capture ends after the server's first FIN retransmission: client TIME-WAIT, server LAST-ACK.", (*Lab).LastAck},
-	{"refused", "The client connects to a port with no listener; the server answers RST: no sockets, conntrack CLOSE.", (*Lab).Refused},
+	{"lost-final-ack", "The client closes first; the server's INPUT chain drops the client's last ACK once: the server in LAST-ACK retransmits its FIN once, the client in TIME-WAIT ACKs it again: client TIME-WAIT, server CLOSED, one server retransmission.", (*Lab).LostFinalACK},
+	{"last-ack", "As lost-final-ack, but the server drops every pure ACK from the client after the handshake, and the capture ends after the server's first FIN retransmission: client TIME-WAIT, server LAST-ACK, conntrack TIME_WAIT (it saw the ACK).", (*Lab).LastAck},
+	{"refused", "The client connects to a port with no listener; the server answers RST: no sockets, and conntrack deletes the entry at once.", (*Lab).Refused},
 	{"syn-flood", "hping3 sends 64 SYNs from the client namespace (a new source port each) at 1 ms intervals; the client's RSTs to the SYN-ACKs are dropped in the client: 64 server SYN-RECV, each SYN-ACK retransmitted once, conntrack SYN_RECV.", (*Lab).SYNFlood},
 	{"rst-abort", "The client closes with SO_LINGER 0 (RST) after a request and answer: no sockets on either side, conntrack CLOSE.", (*Lab).RSTAbort},
-	{"lossy-transfer", "The client sends 400 KiB while the router drops every 20th client data segment; then the client closes first: client retransmissions, client TIME-WAIT, conntrack TIME_WAIT.", (*Lab).LossyTransfer},
+	{"lossy-transfer", "The client sends 400 KiB while the server's INPUT chain drops every 20th client data segment; then the client closes first: client retransmissions, client TIME-WAIT, conntrack TIME_WAIT.", (*Lab).LossyTransfer},
 	{"simultaneous-close", "Both sides close at once; the router holds both FINs (NFQUEUE) until it has both, then lets them cross: both pass CLOSING and end in TIME-WAIT.", (*Lab).SimultaneousClose},
-	{"simultaneous-closing", "As simultaneous-close, but the router drops the ACKs of the crossed FINs, and the capture ends with both sides in CLOSING.", (*Lab).SimultaneousClosing},
+	{"simultaneous-closing", "As simultaneous-close, but each endpoint drops the pure ACKs it receives, and the capture ends with both sides in CLOSING (conntrack, which saw the ACKs, in TIME_WAIT).", (*Lab).SimultaneousClosing},
 	{"mid-stream", "The capture starts after the handshake and 10 KiB each way; 10 KiB more each way follow: both ESTABLISHED, no SYN in the capture.", (*Lab).MidStream},
 	{"ipv6", "Handshake, request and answer, client closes first, over IPv6: client TIME-WAIT, server CLOSED, conntrack TIME_WAIT.", (*Lab).IPv6},
 	{"time-wait-pileup", "200 short connections, each closed first by the client: 200 client TIME-WAIT, server none, 200 conntrack TIME_WAIT.", (*Lab).TimeWaitPileup},
@@ -276,7 +285,7 @@ func (l *Lab) LostFinalACK(t testing.TB) Result {
 	// handshake is its last one, answering the server's FIN. The quota
 	// match (xt_quota) lets the rule match only while the bytes it has
 	// matched stay within 100: exactly one ACK of 52 bytes.
-	l.Rule(t, Router, false, "FORWARD", ackRule("-m", "quota", "--quota", "100", "-j", "DROP")...)
+	l.Rule(t, Server, false, "INPUT", ackRule("-m", "quota", "--quota", "100", "-j", "DROP")...)
 	c.Close()
 	ReadEOF(t, s)
 	s.Close()
@@ -299,14 +308,16 @@ func (l *Lab) LostFinalACK(t testing.TB) Result {
 func (l *Lab) LastAck(t testing.TB) Result {
 	stop := l.StartCapture(t)
 	c, s := l.Pair(t, false)
-	l.Rule(t, Router, false, "FORWARD", ackRule("-j", "DROP")...)
+	l.Rule(t, Server, false, "INPUT", ackRule("-j", "DROP")...)
 	c.Close()
 	ReadEOF(t, s)
 	s.Close()
 	want := Want{
 		Client:    map[tcp.State]int{tcp.TimeWait: 1},
 		Server:    map[tcp.State]int{tcp.LastAck: 1},
-		Conntrack: map[string]int{"LAST_ACK": 1},
+		// The router's conntrack saw the client's ACK (it is dropped
+		// only at the server), so it has moved on to TIME_WAIT.
+		Conntrack: map[string]int{"TIME_WAIT": 1},
 		// The capture ends as soon as the first retransmission is
 		// seen; the second comes an RTO later (at least 400 ms).
 		RetransServer: Range{1, 2},
@@ -337,7 +348,10 @@ func (l *Lab) Refused(t testing.TB) Result {
 	want := Want{
 		Client:    map[tcp.State]int{},
 		Server:    map[tcp.State]int{},
-		Conntrack: map[string]int{"CLOSE": 1},
+		// A RST answering the very first SYN makes conntrack delete the
+		// entry at once rather than keep it in CLOSE ("if only reply is
+		// a RST", net/netfilter/nf_conntrack_proto_tcp.c, nf_conntrack_tcp_packet).
+		Conntrack: map[string]int{},
 		SYNs:      1,
 	}
 	return l.Finish(t, "refused", stop, want)
@@ -425,7 +439,7 @@ func (l *Lab) LossyTransfer(t testing.TB) Result {
 	c, s := l.Pair(t, false)
 	// Every 20th client segment longer than 200 bytes (data) is dropped:
 	// a 5% loss that is deterministic, so the run always has losses.
-	l.Rule(t, Router, false, "FORWARD", "-p", "tcp", "-s", ClientIP.String(), "-d", ServerIP.String(),
+	l.Rule(t, Server, false, "INPUT", "-p", "tcp", "-s", ClientIP.String(), "-d", ServerIP.String(),
 		"--dport", strconv.Itoa(ServicePort), "-m", "length", "--length", "200:65535",
 		"-m", "statistic", "--mode", "nth", "--every", "20", "--packet", "0", "-j", "DROP")
 	Transfer(t, c, s, LossyBytes)
@@ -463,8 +477,8 @@ func (l *Lab) simultaneous(t testing.TB, name string, holdACKs bool) Result {
 	l.Rule(t, Router, false, "FORWARD", "-p", "tcp", "-m", "multiport", "--ports", port,
 		"-m", "tcp", "--tcp-flags", "FIN", "FIN", "-j", "NFQUEUE", "--queue-num", strconv.Itoa(nfQueue))
 	if holdACKs {
-		l.Rule(t, Router, false, "FORWARD", "-p", "tcp", "-m", "multiport", "--ports", port,
-			"-m", "tcp", "--tcp-flags", "ALL", "ACK", "-j", "DROP")
+		l.Rule(t, Server, false, "INPUT", "-p", "tcp", "--dport", port, "--tcp-flags", "ALL", "ACK", "-j", "DROP")
+		l.Rule(t, Client, false, "INPUT", "-p", "tcp", "--sport", port, "--tcp-flags", "ALL", "ACK", "-j", "DROP")
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -487,7 +501,9 @@ func (l *Lab) simultaneous(t testing.TB, name string, holdACKs bool) Result {
 	if holdACKs {
 		want.Client = map[tcp.State]int{tcp.Closing: 1}
 		want.Server = map[tcp.State]int{tcp.Closing: 1}
-		want.Conntrack = map[string]int{"LAST_ACK": 1}
+		// The ACKs cross the router before the endpoints drop them,
+		// so conntrack has seen the close complete.
+		want.Conntrack = map[string]int{"TIME_WAIT": 1}
 		// The capture ends as soon as both are in CLOSING, well before
 		// a FIN retransmission is due (RTO at least 200 ms); one is
 		// allowed for a slow machine.
