@@ -172,17 +172,22 @@ type server struct {
 	stderr *syncBuffer
 	done   chan struct{} // closed when the process has been waited for
 	err    error         // Wait's result, once done is closed
+
+	// stop ends the server with SIGTERM (SIGKILL after stopTimeout) and
+	// reports an unclean end; the test's cleanup calls it too.
+	stop     func()
+	stopOnce sync.Once
 }
 
 // startServe runs `tcpstate serve --tun dev --addr addr --port port --app
 // app` in ns, waits for its "ready", and stops it when the test ends:
 // SIGTERM, which must end it cleanly (exit 0), or SIGKILL after
 // stopTimeout.
-func startServe(t *testing.T, ns *netns.NS, dev, addr string, port int, app string) *server {
+func startServe(t *testing.T, ns *netns.NS, dev, addr string, port int, app string, extra ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*cmdTimeout)
-	cmd := ns.Command(ctx, binary, "serve", "--tun", dev, "--addr", addr,
-		"--port", fmt.Sprint(port), "--app", app)
+	args := append([]string{"serve", "--tun", dev, "--addr", addr, "--port", fmt.Sprint(port), "--app", app}, extra...)
+	cmd := ns.Command(ctx, binary, args...)
 	s := &server{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = s.stderr
 	cmd.WaitDelay = stopTimeout
@@ -211,25 +216,30 @@ func startServe(t *testing.T, ns *netns.NS, dev, addr string, port int, app stri
 		s.err = cmd.Wait()
 		close(s.done)
 	}()
+	s.stop = func() {
+		s.stopOnce.Do(func() {
+			select {
+			case <-s.done:
+				t.Errorf("tcpstate serve --app %s on %s ended before the test stopped it: %v\nstderr:\n%s", app, dev, s.err, s.stderr)
+				return
+			default:
+			}
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-s.done:
+				if s.err != nil {
+					t.Errorf("tcpstate serve --app %s on %s, stopped with SIGTERM: %v (want exit 0)\nstderr:\n%s", app, dev, s.err, s.stderr)
+				}
+			case <-time.After(stopTimeout):
+				cmd.Process.Kill()
+				<-s.done
+				t.Errorf("tcpstate serve --app %s on %s did not end within %v of SIGTERM; killed\nstderr:\n%s", app, dev, stopTimeout, s.stderr)
+			}
+		})
+	}
 	t.Cleanup(func() {
 		defer cancel()
-		select {
-		case <-s.done:
-			t.Errorf("tcpstate serve --app %s on %s ended before the test did: %v\nstderr:\n%s", app, dev, s.err, s.stderr)
-			return
-		default:
-		}
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.done:
-			if s.err != nil {
-				t.Errorf("tcpstate serve --app %s on %s, stopped with SIGTERM: %v (want exit 0)\nstderr:\n%s", app, dev, s.err, s.stderr)
-			}
-		case <-time.After(stopTimeout):
-			cmd.Process.Kill()
-			<-s.done
-			t.Errorf("tcpstate serve --app %s on %s did not end within %v of SIGTERM; killed\nstderr:\n%s", app, dev, stopTimeout, s.stderr)
-		}
+		s.stop()
 	})
 	select {
 	case <-ready:
