@@ -313,8 +313,8 @@ func (l *Lab) LastAck(t testing.TB) Result {
 	ReadEOF(t, s)
 	s.Close()
 	want := Want{
-		Client:    map[tcp.State]int{tcp.TimeWait: 1},
-		Server:    map[tcp.State]int{tcp.LastAck: 1},
+		Client: map[tcp.State]int{tcp.TimeWait: 1},
+		Server: map[tcp.State]int{tcp.LastAck: 1},
 		// The router's conntrack saw the client's ACK (it is dropped
 		// only at the server), so it has moved on to TIME_WAIT.
 		Conntrack: map[string]int{"TIME_WAIT": 1},
@@ -346,8 +346,8 @@ func (l *Lab) Refused(t testing.TB) Result {
 		t.Fatalf("dial to a closed port: got %v, want connection refused", err)
 	}
 	want := Want{
-		Client:    map[tcp.State]int{},
-		Server:    map[tcp.State]int{},
+		Client: map[tcp.State]int{},
+		Server: map[tcp.State]int{},
 		// A RST answering the very first SYN makes conntrack delete the
 		// entry at once rather than keep it in CLOSE ("if only reply is
 		// a RST", net/netfilter/nf_conntrack_proto_tcp.c, nf_conntrack_tcp_packet).
