@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -238,9 +239,10 @@ func newStatsCmd() *cobra.Command {
 }
 
 func writeStats(w io.Writer, st *admin.Stats) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	row := func(name string, v uint64) { fmt.Fprintf(tw, "  %s\t%d\t\n", name, v) }
-	fmt.Fprintln(tw, "Tcp (RFC 4022 TCP-MIB):\t\t")
+	bw := bufio.NewWriter(w)
+	row := func(name string, v uint64) { fmt.Fprintf(bw, "    %-24s %12d\n", name, v) }
+	heading := func(s string) { fmt.Fprintln(bw, s) }
+	heading("Tcp (RFC 4022 TCP-MIB):")
 	row("ActiveOpens", st.ActiveOpens)
 	row("PassiveOpens", st.PassiveOpens)
 	row("AttemptFails", st.AttemptFails)
@@ -251,11 +253,11 @@ func writeStats(w io.Writer, st *admin.Stats) error {
 	row("RetransSegs", st.RetransSegs)
 	row("InErrs", st.InErrs)
 	row("OutRsts", st.OutRsts)
-	fmt.Fprintln(tw, "SYN cookies:\t\t")
+	heading("SYN cookies:")
 	row("sent", st.SynCookiesSent)
 	row("validated", st.SynCookiesValid)
 	row("failed", st.SynCookiesInvalid)
-	fmt.Fprintln(tw, "Packets and ACKs:\t\t")
+	heading("Packets and ACKs:")
 	row("InPackets", st.InPackets)
 	row("OutPackets", st.OutPackets)
 	row("DupAcks", st.DupAcks)
@@ -263,7 +265,7 @@ func writeStats(w io.Writer, st *admin.Stats) error {
 	row("ICMPErrors", st.ICMPErrors)
 	row("WriteErrors", st.WriteErrors)
 	row("EventsDropped", st.EventsDropped)
-	fmt.Fprintln(tw, "Drops by reason:\t\t")
+	heading("Drops by reason:")
 	reasons := make([]string, 0, len(st.Drops))
 	for r := range st.Drops {
 		reasons = append(reasons, r)
@@ -272,9 +274,9 @@ func writeStats(w io.Writer, st *admin.Stats) error {
 	for _, r := range reasons {
 		row(r, st.Drops[r])
 	}
-	fmt.Fprintln(tw, "Connections by state:\t\t")
+	heading("Connections by state:")
 	for _, s := range tcp.States {
 		row(s.String(), uint64(st.States[s.String()]))
 	}
-	return tw.Flush()
+	return bw.Flush()
 }
