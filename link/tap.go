@@ -8,7 +8,7 @@ import (
 )
 
 // Pcap file constants: the classic libpcap format, little-endian, with
-// microsecond timestamps, carrying raw IP packets.
+// microsecond timestamps, carrying raw IP packets (draft-ietf-opsawg-pcap).
 const (
 	pcapMagic        = 0xa1b2c3d4 // microsecond timestamps
 	pcapVersionMajor = 2
@@ -22,15 +22,37 @@ const (
 	LinkTypeRaw = 101
 )
 
+// pcapng constants (draft-ietf-opsawg-pcapng): block types, option
+// codes and the values TapNg writes.
+const (
+	ngSectionHeader  = 0x0a0d0d0a
+	ngByteOrderMagic = 0x1a2b3c4d
+	ngInterfaceDesc  = 1
+	ngEnhancedPacket = 6
+
+	ngOptEnd       = 0
+	ngOptUserAppl  = 4 // shb_userappl
+	ngOptIfName    = 2 // if_name
+	ngOptIfTSResol = 9 // if_tsresol
+	ngOptEPBFlags  = 2 // epb_flags
+
+	// epb_flags bits 0-1 hold the direction (§4.3.1): 01 inbound, 10
+	// outbound.
+	ngFlagInbound  = 1
+	ngFlagOutbound = 2
+)
+
 // TapEndpoint wraps an Endpoint and writes every packet that passes
-// through it, read or written, to a pcap capture. Make one with Tap.
+// through it, read or written, to a pcap or pcapng capture. Make one with
+// Tap or TapNg.
 type TapEndpoint struct {
 	ep  Endpoint
 	now func() time.Time
+	ng  bool // pcapng rather than pcap
 
 	mu  sync.Mutex
 	w   io.Writer
-	hdr [16]byte
+	hdr [28]byte
 	err error // the first error writing the capture
 }
 
@@ -65,6 +87,70 @@ func Tap(ep Endpoint, w io.Writer) *TapEndpoint {
 // MTU returns the wrapped endpoint's MTU.
 func (t *TapEndpoint) MTU() int { return t.ep.MTU() }
 
+// TapNg is Tap writing pcapng instead (draft-ietf-opsawg-pcapng), as
+// `--pcap FILE` does: a little-endian Section Header Block naming
+// tcpstate as the application, one Interface Description Block
+// (LINKTYPE_RAW, snap length PcapSnapLen, nanosecond timestamps), then
+// one Enhanced Packet Block per packet whose epb_flags option records its
+// direction: inbound for what ep read, outbound for what it sent. tshark
+// and Wireshark show the direction; tcpdump reads the file too.
+//
+// Everything Tap says holds here: the section and interface blocks are
+// written at once, writes are serialized, a write error stops the
+// recording without disturbing the link (Err reports it), and Close
+// flushes a writer that has a Flush method. Wrap a file in a bufio.Writer
+// and let Close flush it (or call Flush to make what has been recorded so
+// far readable), then close the file.
+func TapNg(ep Endpoint, w io.Writer) *TapEndpoint {
+	t := &TapEndpoint{ep: ep, w: w, now: time.Now, ng: true}
+	le := binary.LittleEndian
+	// Section Header Block (§4.1): byte-order magic, version 1.0,
+	// section length unknown (-1), shb_userappl.
+	shb := le.AppendUint32(nil, ngSectionHeader)
+	shb = le.AppendUint32(shb, 0) // total length, set below
+	shb = le.AppendUint32(shb, ngByteOrderMagic)
+	shb = le.AppendUint16(shb, 1)
+	shb = le.AppendUint16(shb, 0)
+	shb = le.AppendUint64(shb, ^uint64(0))
+	shb = appendNgOption(shb, ngOptUserAppl, []byte("tcpstate"))
+	shb = appendNgOption(shb, ngOptEnd, nil)
+	shb = finishNgBlock(shb)
+	// Interface Description Block (§4.2): LINKTYPE_RAW, snap length,
+	// if_name, if_tsresol 9 (10^-9 s).
+	idb := le.AppendUint32(nil, ngInterfaceDesc)
+	idb = le.AppendUint32(idb, 0)
+	idb = le.AppendUint16(idb, LinkTypeRaw)
+	idb = le.AppendUint16(idb, 0)
+	idb = le.AppendUint32(idb, PcapSnapLen)
+	idb = appendNgOption(idb, ngOptIfName, []byte("tcpstate"))
+	idb = appendNgOption(idb, ngOptIfTSResol, []byte{9})
+	idb = appendNgOption(idb, ngOptEnd, nil)
+	idb = finishNgBlock(idb)
+	_, t.err = w.Write(append(shb, idb...))
+	return t
+}
+
+// appendNgOption appends a pcapng option: code, length, value padded to
+// 32 bits (§3.5).
+func appendNgOption(b []byte, code uint16, v []byte) []byte {
+	b = binary.LittleEndian.AppendUint16(b, code)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(v)))
+	b = append(b, v...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+// finishNgBlock appends the trailing total length to a block that has
+// its type, a placeholder length and its body, and sets the length
+// (§3.1).
+func finishNgBlock(b []byte) []byte {
+	n := uint32(len(b) + 4)
+	binary.LittleEndian.PutUint32(b[4:], n)
+	return binary.LittleEndian.AppendUint32(b, n)
+}
+
 // ReadPackets reads from the wrapped endpoint and records what it read.
 func (t *TapEndpoint) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
 	n, err := t.ep.ReadPackets(bufs, sizes)
@@ -72,7 +158,7 @@ func (t *TapEndpoint) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
 		t.mu.Lock()
 		ts := t.now()
 		for i := 0; i < n; i++ {
-			t.record(ts, bufs[i][:min(sizes[i], len(bufs[i]))], sizes[i])
+			t.record(ts, bufs[i][:min(sizes[i], len(bufs[i]))], sizes[i], ngFlagInbound)
 		}
 		t.mu.Unlock()
 	}
@@ -87,7 +173,7 @@ func (t *TapEndpoint) WritePackets(pkts [][]byte) (int, error) {
 		t.mu.Lock()
 		ts := t.now()
 		for _, p := range pkts[:n] {
-			t.record(ts, p, len(p))
+			t.record(ts, p, len(p), ngFlagOutbound)
 		}
 		t.mu.Unlock()
 	}
@@ -111,6 +197,19 @@ func (t *TapEndpoint) Close() error {
 	return err
 }
 
+// Flush flushes the capture's writer, if it has a Flush method (a
+// bufio.Writer does), so that what has been recorded so far can be read;
+// it returns the capture's first error, if any. It is safe to call while
+// packets flow.
+func (t *TapEndpoint) Flush() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f, ok := t.w.(interface{ Flush() error }); ok && t.err == nil {
+		t.err = f.Flush()
+	}
+	return t.err
+}
+
 // Err returns the first error met writing the capture, or nil. After an
 // error the tap records nothing more.
 func (t *TapEndpoint) Err() error {
@@ -119,23 +218,62 @@ func (t *TapEndpoint) Err() error {
 	return t.err
 }
 
-// record writes one pcap record: a 16-byte header (seconds, microseconds,
-// captured length, original length) and the captured bytes; t.mu must be
-// held.
-func (t *TapEndpoint) record(ts time.Time, p []byte, orig int) {
+// record writes one pcap record or pcapng Enhanced Packet Block; dir is
+// the direction for epb_flags. t.mu must be held.
+func (t *TapEndpoint) record(ts time.Time, p []byte, orig int, dir uint32) {
 	if t.err != nil {
 		return
 	}
 	if len(p) > PcapSnapLen {
 		p = p[:PcapSnapLen]
 	}
+	if t.ng {
+		t.recordNg(ts, p, orig, dir)
+		return
+	}
+	// A 16-byte header (seconds, microseconds, captured length, original
+	// length) and the captured bytes (draft-ietf-opsawg-pcap §5).
 	us := ts.UnixMicro()
 	binary.LittleEndian.PutUint32(t.hdr[0:], uint32(us/1e6))
 	binary.LittleEndian.PutUint32(t.hdr[4:], uint32(us%1e6))
 	binary.LittleEndian.PutUint32(t.hdr[8:], uint32(len(p)))
 	binary.LittleEndian.PutUint32(t.hdr[12:], uint32(orig))
-	if _, t.err = t.w.Write(t.hdr[:]); t.err != nil {
+	if _, t.err = t.w.Write(t.hdr[:16]); t.err != nil {
 		return
 	}
 	_, t.err = t.w.Write(p)
+}
+
+// recordNg writes an Enhanced Packet Block (§4.3): interface 0, the
+// timestamp in nanoseconds as two 32-bit halves, captured and original
+// lengths, the bytes padded to 32 bits, the epb_flags option and the end
+// of options, and the trailing length.
+func (t *TapEndpoint) recordNg(ts time.Time, p []byte, orig int, dir uint32) {
+	le := binary.LittleEndian
+	pad := (4 - len(p)%4) % 4
+	const fixed = 28 + 8 + 4 + 4 // header, epb_flags, opt_endofopt, trailer
+	total := uint32(fixed + len(p) + pad)
+	ns := uint64(ts.UnixNano())
+	h := t.hdr[:28]
+	le.PutUint32(h[0:], ngEnhancedPacket)
+	le.PutUint32(h[4:], total)
+	le.PutUint32(h[8:], 0)
+	le.PutUint32(h[12:], uint32(ns>>32))
+	le.PutUint32(h[16:], uint32(ns))
+	le.PutUint32(h[20:], uint32(len(p)))
+	le.PutUint32(h[24:], uint32(orig))
+	if _, t.err = t.w.Write(h); t.err != nil {
+		return
+	}
+	if _, t.err = t.w.Write(p); t.err != nil {
+		return
+	}
+	var tail [3 + 16]byte // zero padding, then the options and trailer
+	o := tail[pad : pad+16]
+	le.PutUint16(o[0:], ngOptEPBFlags)
+	le.PutUint16(o[2:], 4)
+	le.PutUint32(o[4:], dir)
+	// o[8:12] stays zero: opt_endofopt.
+	le.PutUint32(o[12:], total)
+	_, t.err = t.w.Write(tail[:pad+16])
 }
