@@ -50,10 +50,11 @@ type TapEndpoint struct {
 	now func() time.Time
 	ng  bool // pcapng rather than pcap
 
-	mu  sync.Mutex
-	w   io.Writer
-	hdr [28]byte
-	err error // the first error writing the capture
+	mu   sync.Mutex
+	w    io.Writer
+	hdr  [28]byte
+	tail [3 + 16]byte
+	err  error // the first error writing the capture
 }
 
 var _ Endpoint = (*TapEndpoint)(nil)
@@ -168,14 +169,18 @@ func (t *TapEndpoint) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
 // WritePackets writes to the wrapped endpoint and records the packets it
 // sent.
 func (t *TapEndpoint) WritePackets(pkts [][]byte) (int, error) {
+	// The lock is held across the write, so that a reply the link
+	// delivers at once (a kernel answers within microseconds) cannot be
+	// recorded by ReadPackets before the packet it answers: the capture
+	// keeps the order of the wire.
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	n, err := t.ep.WritePackets(pkts)
 	if n > 0 {
-		t.mu.Lock()
 		ts := t.now()
 		for _, p := range pkts[:n] {
 			t.record(ts, p, len(p), ngFlagOutbound)
 		}
-		t.mu.Unlock()
 	}
 	return n, err
 }
@@ -268,12 +273,14 @@ func (t *TapEndpoint) recordNg(ts time.Time, p []byte, orig int, dir uint32) {
 	if _, t.err = t.w.Write(p); t.err != nil {
 		return
 	}
-	var tail [3 + 16]byte // zero padding, then the options and trailer
-	o := tail[pad : pad+16]
+	// Zero padding, then the options and the trailer.
+	tail := t.tail[:pad+16]
+	clear(tail[:pad])
+	o := tail[pad:]
 	le.PutUint16(o[0:], ngOptEPBFlags)
 	le.PutUint16(o[2:], 4)
 	le.PutUint32(o[4:], dir)
-	// o[8:12] stays zero: opt_endofopt.
+	le.PutUint32(o[8:], 0) // opt_endofopt
 	le.PutUint32(o[12:], total)
-	_, t.err = t.w.Write(tail[:pad+16])
+	_, t.err = t.w.Write(tail)
 }

@@ -3,6 +3,7 @@ package link
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"github.com/tcpstate/tcpstate/header"
@@ -195,8 +196,13 @@ func TestTapWriteErrorDoesNotBreakLink(t *testing.T) {
 func TestTapTshark(t *testing.T) {
 	tshark, err := exec.LookPath("tshark")
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tshark is not installed, and CI=true")
+		}
 		t.Skip("tshark is not installed (apt-get install tshark); skipping the decode check")
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	p4 := udp4([4]byte{10, 0, 0, 1}, [4]byte{10, 0, 0, 2}, 1234, 40000, []byte("hello"))
 	var a6, b6 [16]byte
 	a6[0], a6[1], a6[15] = 0xfd, 0x00, 1
@@ -218,7 +224,7 @@ func TestTapTshark(t *testing.T) {
 	}
 	file.Close()
 
-	cmd := exec.Command(tshark, "-n", "-r", path, "-o", "udp.check_checksum:TRUE",
+	cmd := exec.CommandContext(ctx, tshark, "-n", "-r", path, "-o", "udp.check_checksum:TRUE",
 		"-o", "ip.check_checksum:TRUE")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -227,7 +233,7 @@ func TestTapTshark(t *testing.T) {
 		t.Fatalf("tshark -r: %v\n%s%s", err, out, stderr.Bytes())
 	}
 	// And the checksums, which tshark checks only when asked.
-	sums, err := exec.Command(tshark, "-n", "-r", path, "-o", "udp.check_checksum:TRUE",
+	sums, err := exec.CommandContext(ctx, tshark, "-n", "-r", path, "-o", "udp.check_checksum:TRUE",
 		"-o", "ip.check_checksum:TRUE", "-T", "fields",
 		"-e", "ip.checksum.status", "-e", "udp.checksum.status").Output()
 	if err != nil {

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcpstate/tcpstate/header"
 )
 
 var base = time.Unix(1700000000, 987654321)
@@ -634,5 +637,21 @@ func ExampleOpen() {
 			break // io.EOF at the end
 		}
 		fmt.Println(p.Src, "->", p.Dst, p.Flags, p.Seq, p.PayloadLen)
+	}
+}
+
+// TestEthernetPadding checks that the padding of a short Ethernet frame
+// (to the 60-byte minimum, IEEE 802.3 §3.2.8) is not taken as payload.
+func TestEthernetPadding(t *testing.T) {
+	ip, want := seg{src: netip.AddrPortFrom(v4a, 1), dst: netip.AddrPortFrom(v4b, 2), flags: header.ACK, seq: 3, ack: 4, win: 5}.build(t)
+	frame := append(etherHdr()(4), ip...)
+	frame = append(frame, make([]byte, 60-len(frame))...)
+	var p Packet
+	if err := Decode(LinkEthernet, frame, len(frame), &p); err != nil {
+		t.Fatal(err)
+	}
+	want.Wire = 60
+	if p != want {
+		t.Errorf("got %+v\nwant %+v", p, want)
 	}
 }
