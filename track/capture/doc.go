@@ -15,7 +15,7 @@
 // headers-only snap length (tcpdump -s 96) decodes; the payload length
 // comes from the IP header, not the captured bytes; checksums are not
 // checked, since captures taken on the sending host hold the
-// not-yet-offloaded ones. Link layers: Ethernet with up to any number of
+// not-yet-offloaded ones. Link layers: Ethernet with any number of
 // 802.1Q/802.1ad VLAN tags, Linux cooked capture v1 and v2, raw IP, IPv4
 // and IPv6. IPv6 extension headers are walked; IP fragments other than
 // the first, which hold no TCP header, are skipped. Every frame that is
