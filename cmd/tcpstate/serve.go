@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -91,16 +93,20 @@ func (f *stackFlags) open(ctx context.Context, stderr io.Writer) (*running, erro
 	}
 	ep = dev
 	if f.pcap != "" {
-		w, err := os.Create(f.pcap)
+		file, err := os.Create(f.pcap)
 		if err != nil {
 			dev.Close()
 			return nil, fmt.Errorf("--pcap: %w", err)
 		}
-		tap := link.Tap(dev, w)
+		tap := link.TapNg(dev, bufio.NewWriterSize(file, 256<<10))
 		ep = tap
+		stopFlush := flushEvery(time.Second, func() { tap.Flush() })
+		// Registered first, so it runs last: the stack's Close has closed
+		// the tap, which flushed the capture.
 		r.stop = append(r.stop, func() error {
-			err := tap.Err()
-			if cerr := w.Close(); err == nil {
+			stopFlush()
+			err := tap.Flush()
+			if cerr := file.Close(); err == nil {
 				err = cerr
 			}
 			if err != nil {
@@ -126,23 +132,11 @@ func (f *stackFlags) open(ctx context.Context, stderr io.Writer) (*running, erro
 		}
 		ew := trace.NewEventWriter(w, "tcpstate", prefix.Addr(), start)
 		cancel := st.Subscribe(ew, tcp.AllEvents)
-		done := make(chan struct{})
-		go func() { // flush now and then, so a killed process leaves most of its trace
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-done:
-					return
-				case <-t.C:
-					ew.Flush()
-				}
-			}
-		}()
+		stopFlush := flushEvery(time.Second, func() { ew.Flush() })
 		// Registered after the stack, so it runs before the stack
 		// closes: the trace ends with the connections' last events.
 		r.stop = append(r.stop, func() error {
-			close(done)
+			stopFlush()
 			cancel()
 			err := ew.Flush()
 			if cerr := w.Close(); err == nil {
@@ -165,6 +159,26 @@ func (f *stackFlags) open(ctx context.Context, stderr io.Writer) (*running, erro
 		r.stop = append(r.stop, func() error { cancel(); return nil })
 	}
 	return r, nil
+}
+
+// flushEvery calls flush every d until the returned stop is called, so a
+// killed process leaves most of its trace or capture readable.
+func flushEvery(d time.Duration, flush func()) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				flush()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }
 }
 
 func newServeCmd() *cobra.Command {
