@@ -68,8 +68,11 @@ var _ Endpoint = (*TapEndpoint)(nil)
 // A packet is recorded when ep has read or sent it: after ReadPackets
 // returns (cut to the buffer, with its full length as the original
 // length, when it did not fit) and after WritePackets returns, for the
-// packets it reports sent. Writes to w are serialized, so any io.Writer
-// will do; wrap a file in a bufio.Writer to keep the cost per packet
+// packets it reports sent. The wrapped endpoint's WritePackets runs under
+// the tap's lock, so the capture keeps the wire's order (a reply is never
+// recorded before the packet it answers) at the cost of serializing
+// concurrent writers. Writes to w are serialized, so any io.Writer will
+// do; wrap a file in a bufio.Writer to keep the cost per packet
 // down. A failure to write the capture never disturbs the link: the tap
 // stops recording and Err reports why.
 func Tap(ep Endpoint, w io.Writer) *TapEndpoint {
