@@ -28,8 +28,10 @@ func TestWatch(t *testing.T) {
 	dir := t.TempDir()
 	tracePath, pcapPath := filepath.Join(dir, "serve.jsonl"), filepath.Join(dir, "serve.pcapng")
 	const adminAddr = "127.0.0.1:9180"
+	cpuPath, memPath := filepath.Join(dir, "cpu.pprof"), filepath.Join(dir, "mem.pprof")
 	srv := startServe(t, ns, dev0, stack0CIDR, 80, "http",
-		"--admin", adminAddr, "--trace", tracePath, "--pcap", pcapPath)
+		"--admin", adminAddr, "--trace", tracePath, "--pcap", pcapPath,
+		"--cpuprofile", cpuPath, "--memprofile", memPath)
 
 	const requests = 3
 	for range requests {
@@ -71,6 +73,13 @@ func TestWatch(t *testing.T) {
 	}
 
 	srv.stop()
+
+	for _, p := range []string{cpuPath, memPath} {
+		// A profile is a gzipped protocol buffer.
+		if b, err := os.ReadFile(p); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("profile %s: %v, %d bytes; want a gzipped pprof profile", filepath.Base(p), err, len(b))
+		}
+	}
 
 	f, err := os.Open(tracePath)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"syscall"
@@ -35,6 +37,8 @@ type stackFlags struct {
 	admin string
 	trace string
 	pcap  string
+
+	cpuProfile, memProfile string
 }
 
 func (f *stackFlags) add(cmd *cobra.Command) {
@@ -44,6 +48,46 @@ func (f *stackFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.admin, "admin", "", "serve /metrics, /conns, /stats, /transitions and /events over HTTP on ADDR (for example 127.0.0.1:9180)")
 	fl.StringVar(&f.trace, "trace", "", "write every event (segments, state changes, timers) to FILE as JSON lines")
 	fl.StringVar(&f.pcap, "pcap", "", "write every packet sent and received to FILE as pcapng")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to FILE (read it with go tool pprof)")
+	fl.StringVar(&f.memProfile, "memprofile", "", "write a heap profile to FILE at the end of the run (go tool pprof)")
+}
+
+// profile starts the profiles the flags ask for; the returned stop writes
+// them out.
+func (f *stackFlags) profile() (stop func() error, err error) {
+	var cpu *os.File
+	if f.cpuProfile != "" {
+		if cpu, err = os.Create(f.cpuProfile); err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(cpu); err != nil {
+			cpu.Close()
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+	}
+	return func() error {
+		var first error
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			if err := cpu.Close(); err != nil {
+				first = fmt.Errorf("--cpuprofile %s: %w", f.cpuProfile, err)
+			}
+		}
+		if f.memProfile != "" {
+			runtime.GC() // the heap as it stands, not as it stood at the last GC
+			mem, err := os.Create(f.memProfile)
+			if err == nil {
+				err = pprof.WriteHeapProfile(mem)
+				if cerr := mem.Close(); err == nil {
+					err = cerr
+				}
+			}
+			if err != nil && first == nil {
+				first = fmt.Errorf("--memprofile %s: %w", f.memProfile, err)
+			}
+		}
+		return first
+	}, nil
 }
 
 // running is a stack started from the flags, with whatever watches it.
@@ -83,20 +127,26 @@ func (f *stackFlags) open(ctx context.Context, stderr io.Writer) (*running, erro
 		r.close()
 		return nil, err
 	}
+	stopProfiles, err := f.profile()
+	if err != nil {
+		return nil, err
+	}
+	// First in the list, so the last to run: the profiles cover it all.
+	r.stop = append(r.stop, stopProfiles)
 	var ep link.Endpoint
 	dev, err := tun.Open(f.dev, tun.Options{NoCreate: true})
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("TUN device %q does not exist (create it with: ip tuntap add dev %s mode tun)", f.dev, f.dev)
+			return fail(fmt.Errorf("TUN device %q does not exist (create it with: ip tuntap add dev %s mode tun)", f.dev, f.dev))
 		}
-		return nil, err
+		return fail(err)
 	}
 	ep = dev
 	if f.pcap != "" {
 		file, err := os.Create(f.pcap)
 		if err != nil {
 			dev.Close()
-			return nil, fmt.Errorf("--pcap: %w", err)
+			return fail(fmt.Errorf("--pcap: %w", err))
 		}
 		tap := link.TapNg(dev, bufio.NewWriterSize(file, 256<<10))
 		ep = tap
