@@ -70,7 +70,7 @@ const (
 const (
 	// WaitTimeout bounds waiting for a kernel state (a socket reaching
 	// TIME-WAIT, a capture starting or flushing).
-	WaitTimeout = 5 * time.Second
+	WaitTimeout = 10 * time.Second
 	// IOTimeout bounds each socket read, write and dial.
 	IOTimeout = 10 * time.Second
 )
@@ -245,6 +245,22 @@ func (l *Lab) Rule(t testing.TB, side string, v6 bool, chain string, args ...str
 		once.Do(func() {
 			ns.MustRun(t, ipt, append([]string{"-w", "-D", chain}, args...)...)
 		})
+	}
+}
+
+// RTOMin sets the minimum retransmission timeout on the client's and the
+// server's default routes (IPv4 and IPv6), as `ip route ... rto_min`
+// does (RTAX_RTO_MIN; Linux's default is 200 ms, net/tcp.h TCP_RTO_MIN).
+// Connections made afterwards, and existing ones, use it.
+func (l *Lab) RTOMin(t testing.TB, d time.Duration) {
+	t.Helper()
+	ms := strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+	for _, r := range []struct {
+		ns      *netns.NS
+		gw, gw6 netip.Addr
+	}{{l.Client, RouterIP1, RouterIP61}, {l.Server, RouterIP2, RouterIP62}} {
+		r.ns.MustRun(t, "ip", "route", "replace", "default", "via", r.gw.String(), "rto_min", ms)
+		r.ns.MustRun(t, "ip", "-6", "route", "replace", "default", "via", r.gw6.String(), "rto_min", ms)
 	}
 }
 

@@ -243,6 +243,19 @@ var extraChecks = map[string]func(r Result, segs []segment) error{
 				return fmt.Errorf("the FIN from %v acknowledges the other FIN: they did not cross", f.src)
 			}
 		}
+		// Both FINs are on the wire before any ACK of either FIN.
+		finEnd := map[netip.AddrPort]uint32{}
+		for _, f := range fins {
+			finEnd[f.src] = f.seq + uint32(f.payload) + 1
+		}
+		seen := 0
+		for _, s := range segs {
+			if s.flags&flagFIN != 0 {
+				seen++
+			} else if s.flags&flagACK != 0 && s.ack == finEnd[s.dst] && seen < 2 {
+				return fmt.Errorf("%v acknowledged the FIN of %v before both FINs were on the wire", s.src, s.dst)
+			}
+		}
 		return nil
 	},
 	"mid-stream": func(r Result, segs []segment) error {

@@ -40,6 +40,9 @@ type holder struct {
 	fd    int
 	queue uint16
 	seq   uint32
+	// pending holds the ids of packets the kernel announced while
+	// request was waiting for an acknowledgement.
+	pending []uint32
 }
 
 // newHolder binds queue number queue in the router namespace. Packets
@@ -127,6 +130,7 @@ func (h *holder) request(msgType uint16, attrs []byte) error {
 			return err
 		}
 		for _, m := range msgs {
+			h.pending = append(h.pending, packetIDs(m)...)
 			if m.typ == unix.NLMSG_ERROR && m.seq == h.seq {
 				if len(m.body) < 4 {
 					return errors.New("short netlink error message")
@@ -172,7 +176,8 @@ func parseNetlink(b []byte) ([]nlMsg, error) {
 // collect waits until n packets are held, at most timeout, and returns
 // their ids.
 func (h *holder) collect(n int, timeout time.Duration) ([]uint32, error) {
-	var ids []uint32
+	ids := h.pending
+	h.pending = nil
 	buf := make([]byte, 65536)
 	deadline := time.Now().Add(timeout)
 	for len(ids) < n {
@@ -191,28 +196,39 @@ func (h *holder) collect(n int, timeout time.Duration) ([]uint32, error) {
 			return ids, err
 		}
 		for _, m := range msgs {
-			if m.typ != unix.NFNL_SUBSYS_QUEUE<<8|nfqMsgPacket || len(m.body) < 4 {
-				continue
-			}
-			// Attributes follow the 4-byte nfgenmsg.
-			for a := m.body[4:]; len(a) >= 4; {
-				al := int(binary.NativeEndian.Uint16(a))
-				typ := binary.NativeEndian.Uint16(a[2:]) & nlaTypeMask
-				if al < 4 || al > len(a) {
-					break
-				}
-				if typ == nfqaPacketHdr && al >= 8 {
-					ids = append(ids, binary.BigEndian.Uint32(a[4:]))
-				}
-				al = (al + 3) &^ 3
-				if al > len(a) {
-					break
-				}
-				a = a[al:]
-			}
+			ids = append(ids, packetIDs(m)...)
 		}
 	}
+	if len(ids) > n {
+		h.pending = append(h.pending, ids[n:]...)
+		ids = ids[:n]
+	}
 	return ids, nil
+}
+
+// packetIDs returns the packet id of a queued-packet message, if m is
+// one.
+func packetIDs(m nlMsg) []uint32 {
+	if m.typ != unix.NFNL_SUBSYS_QUEUE<<8|nfqMsgPacket || len(m.body) < 4 {
+		return nil
+	}
+	// Attributes follow the 4-byte nfgenmsg.
+	for a := m.body[4:]; len(a) >= 4; {
+		al := int(binary.NativeEndian.Uint16(a))
+		typ := binary.NativeEndian.Uint16(a[2:]) & nlaTypeMask
+		if al < 4 || al > len(a) {
+			return nil
+		}
+		if typ == nfqaPacketHdr && al >= 8 {
+			return []uint32{binary.BigEndian.Uint32(a[4:])}
+		}
+		al = (al + 3) &^ 3
+		if al > len(a) {
+			return nil
+		}
+		a = a[al:]
+	}
+	return nil
 }
 
 // release lets the held packets with these ids go on their way.

@@ -20,6 +20,12 @@ func Exactly(n uint64) Range { return Range{n, n} }
 // AtLeast is the range of n and more.
 func AtLeast(n uint64) Range { return Range{n, math.MaxUint64} }
 
+// Few is the retransmission range of scenarios that lose nothing: none
+// is expected, but a loaded machine can delay an ACK past a tail loss
+// probe (RFC 8985 section 7) or an RTO and so cause a few spurious
+// retransmissions, which the capture then shows like any other.
+var Few = Range{0, 3}
+
 // Contains reports whether n is in r.
 func (r Range) Contains(n uint64) bool { return n >= r.Min && n <= r.Max }
 

@@ -55,7 +55,7 @@ var Scenarios = []Scenario{
 	{"syn-flood", "hping3 sends 64 SYNs from the client namespace (a new source port each) at 1 ms intervals; the client's RSTs to the SYN-ACKs are dropped in the client: 64 server SYN-RECV, each SYN-ACK retransmitted once, conntrack SYN_RECV.", (*Lab).SYNFlood},
 	{"rst-abort", "The client closes with SO_LINGER 0 (RST) after a request and answer: no sockets on either side, conntrack CLOSE.", (*Lab).RSTAbort},
 	{"lossy-transfer", "The client sends 400 KiB while the server's INPUT chain drops every 20th client data segment; then the client closes first: client retransmissions, client TIME-WAIT, conntrack TIME_WAIT.", (*Lab).LossyTransfer},
-	{"simultaneous-close", "Both sides close at once; the router holds both FINs (NFQUEUE) until it has both, then lets them cross: both pass CLOSING and end in TIME-WAIT.", (*Lab).SimultaneousClose},
+	{"simultaneous-close", "Both sides close at once; the router holds both FINs (NFQUEUE) until it has both, then lets them cross, and holds the two ACKs they elicit until ss shows both sides in CLOSING: both end in TIME-WAIT.", (*Lab).SimultaneousClose},
 	{"simultaneous-closing", "As simultaneous-close, but each endpoint drops the pure ACKs it receives, and the capture ends with both sides in CLOSING (conntrack, which saw the ACKs, in TIME_WAIT).", (*Lab).SimultaneousClosing},
 	{"mid-stream", "The capture starts after the handshake and 10 KiB each way; 10 KiB more each way follow: both ESTABLISHED, no SYN in the capture.", (*Lab).MidStream},
 	{"ipv6", "Handshake, request and answer, client closes first, over IPv6: client TIME-WAIT, server CLOSED, conntrack TIME_WAIT.", (*Lab).IPv6},
@@ -185,10 +185,12 @@ func (l *Lab) Handshake(t testing.TB) Result {
 	Transfer(t, c, s, 100)
 	Transfer(t, s, c, 100)
 	want := Want{
-		Client:    map[tcp.State]int{tcp.Established: 1},
-		Server:    map[tcp.State]int{tcp.Established: 1},
-		Conntrack: map[string]int{"ESTABLISHED": 1},
-		SYNs:      1,
+		Client:        map[tcp.State]int{tcp.Established: 1},
+		Server:        map[tcp.State]int{tcp.Established: 1},
+		Conntrack:     map[string]int{"ESTABLISHED": 1},
+		SYNs:          1,
+		RetransClient: Few,
+		RetransServer: Few,
 	}
 	l.settle(t, want)
 	return l.Finish(t, "handshake", stop, want)
@@ -203,10 +205,12 @@ func (l *Lab) closeBy(t testing.TB, name string, clientFirst, v6 bool) Result {
 	Transfer(t, s, c, 100)
 	first, second := net.Conn(c), net.Conn(s)
 	want := Want{
-		Client:    map[tcp.State]int{tcp.TimeWait: 1},
-		Server:    map[tcp.State]int{},
-		Conntrack: map[string]int{"TIME_WAIT": 1},
-		SYNs:      1,
+		Client:        map[tcp.State]int{tcp.TimeWait: 1},
+		Server:        map[tcp.State]int{},
+		Conntrack:     map[string]int{"TIME_WAIT": 1},
+		SYNs:          1,
+		RetransClient: Few,
+		RetransServer: Few,
 	}
 	if !clientFirst {
 		first, second = second, first
@@ -242,10 +246,12 @@ func (l *Lab) HalfClose(t testing.TB) Result {
 	// the side that closed).
 	Transfer(t, s, c, 64<<10)
 	want := Want{
-		Client:    map[tcp.State]int{tcp.FinWait2: 1},
-		Server:    map[tcp.State]int{tcp.CloseWait: 1},
-		Conntrack: map[string]int{"CLOSE_WAIT": 1},
-		SYNs:      1,
+		Client:        map[tcp.State]int{tcp.FinWait2: 1},
+		Server:        map[tcp.State]int{tcp.CloseWait: 1},
+		Conntrack:     map[string]int{"CLOSE_WAIT": 1},
+		SYNs:          1,
+		RetransClient: Few,
+		RetransServer: Few,
 	}
 	l.settle(t, want)
 	return l.Finish(t, "half-close", stop, want)
@@ -260,10 +266,12 @@ func (l *Lab) CloseWaitLeak(t testing.TB) Result {
 	c.Close()
 	ReadEOF(t, s) // the application sees EOF and never closes s
 	want := Want{
-		Client:    map[tcp.State]int{tcp.FinWait2: 1},
-		Server:    map[tcp.State]int{tcp.CloseWait: 1},
-		Conntrack: map[string]int{"CLOSE_WAIT": 1},
-		SYNs:      1,
+		Client:        map[tcp.State]int{tcp.FinWait2: 1},
+		Server:        map[tcp.State]int{tcp.CloseWait: 1},
+		Conntrack:     map[string]int{"CLOSE_WAIT": 1},
+		SYNs:          1,
+		RetransClient: Few,
+		RetransServer: Few,
 	}
 	l.settle(t, want)
 	return l.Finish(t, "close-wait-leak", stop, want)
@@ -299,6 +307,7 @@ func (l *Lab) LostFinalACK(t testing.TB) Result {
 		Conntrack:     map[string]int{"TIME_WAIT": 1},
 		RetransServer: Exactly(1),
 		SYNs:          1,
+		RetransClient: Few,
 	}
 	l.settle(t, want)
 	return l.Finish(t, "lost-final-ack", stop, want)
@@ -322,6 +331,7 @@ func (l *Lab) LastAck(t testing.TB) Result {
 		// seen; the second comes an RTO later (at least 400 ms).
 		RetransServer: Range{1, 2},
 		SYNs:          1,
+		RetransClient: Few,
 	}
 	l.settle(t, want)
 	deadline := time.Now().Add(WaitTimeout)
@@ -351,8 +361,10 @@ func (l *Lab) Refused(t testing.TB) Result {
 		// A RST answering the very first SYN makes conntrack delete the
 		// entry at once rather than keep it in CLOSE ("if only reply is
 		// a RST", net/netfilter/nf_conntrack_proto_tcp.c, nf_conntrack_tcp_packet).
-		Conntrack: map[string]int{},
-		SYNs:      1,
+		Conntrack:     map[string]int{},
+		SYNs:          1,
+		RetransClient: Few,
+		RetransServer: Few,
 	}
 	return l.Finish(t, "refused", stop, want)
 }
@@ -392,6 +404,7 @@ func (l *Lab) SYNFlood(t testing.TB) Result {
 		// path); the second retransmission is 2 s after the first.
 		RetransServer: Exactly(FloodSYNs),
 		SYNs:          FloodSYNs,
+		RetransClient: Few,
 	}
 	l.WaitFor(t, Server, describe(want.Server), only(want.Server))
 	deadline := time.Now().Add(WaitTimeout)
@@ -421,10 +434,12 @@ func (l *Lab) RSTAbort(t testing.TB) Result {
 		t.Fatalf("server read after the client's RST: got %v, want connection reset", err)
 	}
 	want := Want{
-		Client:    map[tcp.State]int{},
-		Server:    map[tcp.State]int{},
-		Conntrack: map[string]int{"CLOSE": 1},
-		SYNs:      1,
+		Client:        map[tcp.State]int{},
+		Server:        map[tcp.State]int{},
+		Conntrack:     map[string]int{"CLOSE": 1},
+		SYNs:          1,
+		RetransClient: Few,
+		RetransServer: Few,
 	}
 	l.settle(t, want)
 	return l.Finish(t, "rst-abort", stop, want)
@@ -452,6 +467,7 @@ func (l *Lab) LossyTransfer(t testing.TB) Result {
 		Conntrack:     map[string]int{"TIME_WAIT": 1},
 		RetransClient: AtLeast(1),
 		SYNs:          1,
+		RetransServer: Few,
 	}
 	l.settle(t, want)
 	return l.Finish(t, "lossy-transfer", stop, want)
@@ -466,6 +482,10 @@ const nfQueue = 7
 // 3.6, Figure 13). With holdACKs the ACKs of the FINs are dropped and
 // both stay in CLOSING.
 func (l *Lab) simultaneous(t testing.TB, name string, holdACKs bool) Result {
+	// The router holds segments for a while (and ss is polled
+	// meanwhile); a minimum RTO of 2 s keeps the endpoints from
+	// retransmitting their FINs in that time, on a loaded machine too.
+	l.RTOMin(t, 2*time.Second)
 	stop := l.StartCapture(t)
 	c, s := l.Pair(t, false)
 	h, err := l.newHolder(nfQueue)
@@ -485,18 +505,42 @@ func (l *Lab) simultaneous(t testing.TB, name string, holdACKs bool) Result {
 	go func() { defer wg.Done(); c.Close() }()
 	go func() { defer wg.Done(); s.Close() }()
 	wg.Wait()
-	ids, err := h.collect(2, WaitTimeout)
+	fins, err := h.collect(2, WaitTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.release(ids); err != nil {
+	if !holdACKs {
+		// Each side answers the other's FIN with an ACK. Were it let
+		// through at once, the first side's ACK could reach the other
+		// side before the second FIN did (the verdicts are separate
+		// system calls), and that side would go FIN-WAIT-2 instead of
+		// CLOSING. So the router holds those ACKs too until both sides
+		// are seen in CLOSING.
+		l.Rule(t, Router, false, "FORWARD", "-p", "tcp", "-m", "multiport", "--ports", port,
+			"-m", "tcp", "--tcp-flags", "ALL", "ACK", "-j", "NFQUEUE", "--queue-num", strconv.Itoa(nfQueue))
+	}
+	if err := h.release(fins); err != nil {
 		t.Fatal(err)
 	}
+	if !holdACKs {
+		acks, err := h.collect(2, WaitTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		closing := map[tcp.State]int{tcp.Closing: 1}
+		l.WaitFor(t, Client, "CLOSING", only(closing))
+		l.WaitFor(t, Server, "CLOSING", only(closing))
+		if err := h.release(acks); err != nil {
+			t.Fatal(err)
+		}
+	}
 	want := Want{
-		Client:    map[tcp.State]int{tcp.TimeWait: 1},
-		Server:    map[tcp.State]int{tcp.TimeWait: 1},
-		Conntrack: map[string]int{"TIME_WAIT": 1},
-		SYNs:      1,
+		Client:        map[tcp.State]int{tcp.TimeWait: 1},
+		Server:        map[tcp.State]int{tcp.TimeWait: 1},
+		Conntrack:     map[string]int{"TIME_WAIT": 1},
+		SYNs:          1,
+		RetransClient: Few,
+		RetransServer: Few,
 	}
 	if holdACKs {
 		want.Client = map[tcp.State]int{tcp.Closing: 1}
@@ -504,10 +548,6 @@ func (l *Lab) simultaneous(t testing.TB, name string, holdACKs bool) Result {
 		// The ACKs cross the router before the endpoints drop them,
 		// so conntrack has seen the close complete.
 		want.Conntrack = map[string]int{"TIME_WAIT": 1}
-		// The capture ends as soon as both are in CLOSING, well before
-		// a FIN retransmission is due (RTO at least 200 ms); one is
-		// allowed for a slow machine.
-		want.RetransClient, want.RetransServer = Range{0, 1}, Range{0, 1}
 	}
 	l.settle(t, want)
 	return l.Finish(t, name, stop, want)
@@ -532,10 +572,12 @@ func (l *Lab) MidStream(t testing.TB) Result {
 	Transfer(t, c, s, 10<<10)
 	Transfer(t, s, c, 10<<10)
 	want := Want{
-		Client:    map[tcp.State]int{tcp.Established: 1},
-		Server:    map[tcp.State]int{tcp.Established: 1},
-		Conntrack: map[string]int{"ESTABLISHED": 1},
-		SYNs:      0,
+		Client:        map[tcp.State]int{tcp.Established: 1},
+		Server:        map[tcp.State]int{tcp.Established: 1},
+		Conntrack:     map[string]int{"ESTABLISHED": 1},
+		SYNs:          0,
+		RetransClient: Few,
+		RetransServer: Few,
 	}
 	l.settle(t, want)
 	return l.Finish(t, "mid-stream", stop, want)
@@ -589,10 +631,12 @@ func (l *Lab) TimeWaitPileup(t testing.TB) Result {
 		t.Fatalf("server: %v", err)
 	}
 	want := Want{
-		Client:    map[tcp.State]int{tcp.TimeWait: PileupConns},
-		Server:    map[tcp.State]int{},
-		Conntrack: map[string]int{"TIME_WAIT": PileupConns},
-		SYNs:      PileupConns,
+		Client:        map[tcp.State]int{tcp.TimeWait: PileupConns},
+		Server:        map[tcp.State]int{},
+		Conntrack:     map[string]int{"TIME_WAIT": PileupConns},
+		SYNs:          PileupConns,
+		RetransClient: Few,
+		RetransServer: Few,
 	}
 	l.settle(t, want)
 	return l.Finish(t, "time-wait-pileup", stop, want)
