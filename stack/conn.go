@@ -24,6 +24,7 @@ type Conn struct {
 	mu      sync.Mutex
 	tc      *tcp.Conn
 	outq    []outPkt
+	pkts    [][]byte  // scratch for writing outq
 	l       *Listener // for a passive connection not yet accepted
 	queued  bool      // on the listener's accept queue
 	sched   time.Time // timer queue bookkeeping, under timers.mu
@@ -120,8 +121,10 @@ func (c *Conn) afterLocked(now time.Time) {
 		st = tc.State()
 	}
 	if len(c.outq) > 0 {
-		var arr [16][]byte
-		pkts := arr[:0]
+		// The slice of packets is the connection's own, kept between
+		// calls: built on the stack, it would escape through the link's
+		// interface and cost an allocation per call that sends.
+		pkts := c.pkts[:0]
 		for _, p := range c.outq {
 			pkts = append(pkts, (*p.buf)[:p.n])
 		}
@@ -130,6 +133,8 @@ func (c *Conn) afterLocked(now time.Time) {
 			c.s.putBuf(p.buf)
 			c.outq[i] = outPkt{}
 		}
+		clear(pkts)
+		c.pkts = pkts[:0]
 		c.outq = c.outq[:0]
 	}
 	if tc.Readable() > 0 || tc.ReadClosed() || st == tcp.Closed || c.readShut {
