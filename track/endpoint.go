@@ -1,0 +1,225 @@
+package track
+
+import (
+	"time"
+
+	"github.com/tcpstate/tcpstate/header"
+	"github.com/tcpstate/tcpstate/seqnum"
+	"github.com/tcpstate/tcpstate/tcp"
+)
+
+// maxPending bounds an endpoint's pending deliveries; past it the oldest
+// is taken as delivered.
+const maxPending = 8
+
+// item is a packet from the peer that would change an endpoint's state,
+// as far as the state model needs it.
+type item struct {
+	flags    header.TCPFlags
+	seq, ack seqnum.Value
+	t        time.Time
+	pkt      int // index of the packet in its connection (for the ladder)
+}
+
+// end is the sequence number just past what the item occupies: seq+1 for
+// a SYN, seq+len+1 for a FIN (set by the caller in seq for FINs: the FIN's
+// own number).
+func (it *item) occupies() bool { return it.flags&(header.SYN|header.FIN) != 0 }
+
+// transition is one state change of an endpoint, for the ladder and the
+// diagram.
+type transition struct {
+	from, to tcp.State
+	cause    string
+	t        time.Time
+	pkt      int  // the packet that caused it (-1: a timer)
+	send     bool // caused by the endpoint's own send (else a receipt)
+}
+
+// endpoint is what the tracker infers of one side of a connection.
+type endpoint struct {
+	st      tcp.State // proven state: only proven deliveries applied
+	initial tcp.State // state before the first transition
+	twStart time.Time // when TIME-WAIT began (or was restarted)
+
+	sentSyn, synAcked bool
+	iss               seqnum.Value
+	sentFin, finAcked bool
+	finSeq            seqnum.Value // the FIN's own sequence number
+	rcvSyn, rcvFin    bool
+	sentRst           bool
+
+	pend []item
+}
+
+// recorder receives committed transitions; nil for a belief computation.
+type recorder func(tr transition)
+
+func (e *endpoint) set(to tcp.State, cause string, t time.Time, pkt int, send bool, rec recorder) {
+	if e.st == to {
+		return
+	}
+	if rec != nil {
+		rec(transition{from: e.st, to: to, cause: cause, t: t, pkt: pkt, send: send})
+	}
+	e.st = to
+	if to == tcp.TimeWait {
+		e.twStart = t
+	}
+}
+
+// causeOf spells a receipt's cause as tcp.Cause does ("rcv FIN,ACK"), with
+// only the flags the state machine reads.
+func causeOf(f header.TCPFlags) string {
+	return "rcv " + (f & (header.SYN | header.FIN | header.RST | header.ACK)).String()
+}
+
+// receive applies the arrival of it at e (RFC 9293 §3.10.7).
+func (e *endpoint) receive(it item, rec recorder) {
+	f := it.flags
+	cause := causeOf(f)
+	if f.Has(header.RST) {
+		// §3.10.7.2: a listener ignores an RST; §3.10.7.3: in SYN-SENT the
+		// RST must acknowledge our SYN.
+		switch e.st {
+		case tcp.Listen, tcp.Closed:
+			return
+		case tcp.SynSent:
+			if !f.Has(header.ACK) || it.ack != e.iss.Add(1) {
+				return
+			}
+		}
+		e.set(tcp.Closed, cause, it.t, it.pkt, false, rec)
+		return
+	}
+	if f.Has(header.SYN) {
+		e.rcvSyn = true
+		acksSyn := f.Has(header.ACK) && e.sentSyn && it.ack.GreaterThanEq(e.iss.Add(1))
+		switch e.st {
+		case tcp.Listen:
+			if !f.Has(header.ACK) {
+				e.set(tcp.SynReceived, cause, it.t, it.pkt, false, rec)
+			}
+		case tcp.SynSent:
+			if acksSyn {
+				e.synAcked = true
+				e.set(tcp.Established, cause, it.t, it.pkt, false, rec)
+			} else if !f.Has(header.ACK) {
+				e.set(tcp.SynReceived, cause, it.t, it.pkt, false, rec) // simultaneous open
+			}
+		case tcp.SynReceived:
+			if acksSyn {
+				e.synAcked = true
+				e.set(tcp.Established, cause, it.t, it.pkt, false, rec)
+			}
+		}
+		return
+	}
+	if f.Has(header.ACK) {
+		if e.sentSyn && !e.synAcked && it.ack.GreaterThanEq(e.iss.Add(1)) {
+			e.synAcked = true
+			if e.st == tcp.SynReceived {
+				e.set(tcp.Established, cause, it.t, it.pkt, false, rec)
+			}
+		}
+		if e.sentFin && !e.finAcked && it.ack.GreaterThanEq(e.finSeq.Add(1)) {
+			e.finAcked = true
+			switch e.st {
+			case tcp.FinWait1:
+				e.set(tcp.FinWait2, cause, it.t, it.pkt, false, rec)
+			case tcp.Closing:
+				e.set(tcp.TimeWait, cause, it.t, it.pkt, false, rec)
+			case tcp.LastAck:
+				e.set(tcp.Closed, cause, it.t, it.pkt, false, rec)
+			}
+		}
+	}
+	if f.Has(header.FIN) {
+		e.rcvFin = true
+		switch e.st {
+		case tcp.Established, tcp.SynReceived:
+			e.set(tcp.CloseWait, cause, it.t, it.pkt, false, rec)
+		case tcp.FinWait1:
+			if e.finAcked {
+				e.set(tcp.TimeWait, cause, it.t, it.pkt, false, rec)
+			} else {
+				e.set(tcp.Closing, cause, it.t, it.pkt, false, rec)
+			}
+		case tcp.FinWait2:
+			e.set(tcp.TimeWait, cause, it.t, it.pkt, false, rec)
+		case tcp.TimeWait:
+			e.twStart = it.t // §3.10.7.4: restart the 2MSL timeout
+		}
+	}
+}
+
+// relevant reports whether a packet from the peer with these values would
+// change e's state, so that its delivery must be tracked.
+func (e *endpoint) relevant(f header.TCPFlags, ack seqnum.Value) bool {
+	if f&(header.SYN|header.FIN|header.RST) != 0 {
+		return true
+	}
+	if !f.Has(header.ACK) {
+		return false
+	}
+	return e.sentSyn && !e.synAcked && ack.GreaterThanEq(e.iss.Add(1)) ||
+		e.sentFin && !e.finAcked && ack.GreaterThanEq(e.finSeq.Add(1))
+}
+
+// proves reports whether e sending a packet with these values shows that
+// it had received pending item it.
+func (e *endpoint) proves(it *item, f header.TCPFlags, ack seqnum.Value) bool {
+	if !f.Has(header.ACK) {
+		return false
+	}
+	switch {
+	case it.flags.Has(header.SYN):
+		return ack.GreaterThanEq(it.seq.Add(1))
+	case it.flags.Has(header.FIN):
+		return ack.GreaterThanEq(it.seq.Add(1))
+	}
+	return false
+}
+
+// deliver commits pending items 0..k in order.
+func (e *endpoint) deliver(k int, rec recorder) {
+	for i := 0; i <= k && i < len(e.pend); i++ {
+		e.receive(e.pend[i], rec)
+	}
+	e.pend = append(e.pend[:0], e.pend[k+1:]...)
+}
+
+// drop forgets pending items that acknowledged e's sequence number upTo or
+// beyond: they were lost (e retransmitted what they acknowledged).
+func (e *endpoint) drop(upTo seqnum.Value) {
+	out := e.pend[:0]
+	for _, it := range e.pend {
+		if it.flags.Has(header.ACK) && !it.flags.Has(header.RST) && it.ack.GreaterThanEq(upTo) {
+			continue
+		}
+		out = append(out, it)
+	}
+	e.pend = out
+}
+
+// believed is e's state with every pending delivery applied, and TIME-WAIT
+// expired at instant at after tw.
+func (e *endpoint) believed(at time.Time, tw time.Duration) (tcp.State, time.Time) {
+	c := *e
+	c.pend = nil
+	for _, it := range e.pend {
+		c.receive(it, nil)
+	}
+	if c.st == tcp.TimeWait && !at.Before(c.twStart.Add(tw)) {
+		return tcp.Closed, c.twStart.Add(tw)
+	}
+	return c.st, c.twStart
+}
+
+// proven is e's state from proven deliveries only, with TIME-WAIT expiry.
+func (e *endpoint) proven(at time.Time, tw time.Duration) tcp.State {
+	if e.st == tcp.TimeWait && !at.Before(e.twStart.Add(tw)) {
+		return tcp.Closed
+	}
+	return e.st
+}

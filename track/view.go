@@ -1,0 +1,217 @@
+package track
+
+import (
+	"encoding/json"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/tcpstate/tcpstate/tcp"
+)
+
+// C2S and S2C index the per-direction arrays of a ConnView.
+const (
+	C2S = 0 // client to server
+	S2C = 1 // server to client
+)
+
+// ConnView is one connection at an instant.
+type ConnView struct {
+	Client, Server netip.AddrPort
+	// ClientState and ServerState are the believed RFC 9293 states: every
+	// packet seen taken as delivered (see the package comment).
+	ClientState, ServerState tcp.State
+	// ClientProven and ServerProven apply only the deliveries the
+	// endpoints' own packets proved.
+	ClientProven, ServerProven tcp.State
+	// ConntrackState is the state `conntrack -L` would print, "" when the
+	// entry would not exist (never created, expired, deleted, or now
+	// owned by a later connection on the tuple); ConntrackExpire is the
+	// time left on its timer. ConntrackOrig and ConntrackReply are the
+	// entry's original direction's source and destination.
+	ConntrackState                 string
+	ConntrackExpire                time.Duration
+	ConntrackAssured               bool
+	ConntrackUnreplied             bool
+	ConntrackOrigSrc, ConntrackOrigDst netip.AddrPort
+	// IPVSState and IPVSExpire are what `ipvsadm -lc` would show.
+	IPVSState  string
+	IPVSExpire time.Duration
+	// ZeekState and ZeekHistory are Zeek's conn_state and history.
+	ZeekState, ZeekHistory string
+	// Per direction (C2S, S2C): packets, TCP payload bytes,
+	// retransmissions, zero-window advertisements, the latest window
+	// (scaled when window scaling was negotiated) and RSTs.
+	Packets, Bytes, Retrans, ZeroWindow, RSTs [2]uint64
+	Window                                   [2]uint64
+	// First and Last are the first and last packet's timestamps.
+	First, Last time.Time
+	// Ended is set when both endpoints are CLOSED at the instant.
+	Ended bool
+	// MidStream is set when the connection's start was not captured.
+	MidStream bool
+	// HalfOpen[d] is set when the sender of direction d answered the
+	// peer's data with a bare RST (it had no connection: the peer lost,
+	// or never had, its state).
+	HalfOpen [2]bool
+	// CloseWaitSince is when the FIN that put an endpoint in CLOSE-WAIT
+	// was seen (zero when neither is).
+	CloseWaitSince time.Time
+	// TimeWaitSince is when the endpoint in TIME-WAIT entered it.
+	TimeWaitSince time.Time
+}
+
+// Snapshot returns every connection seen so far as it stands at instant
+// at, in order of first packet. Feed only packets up to at: the states are
+// those after the packets fed, with the timers (TIME-WAIT, conntrack,
+// IPVS) run to at.
+func (t *Tracker) Snapshot(at time.Time) []ConnView {
+	out := make([]ConnView, 0, len(t.conns))
+	for _, c := range t.conns {
+		out = append(out, t.view(c, at))
+	}
+	return out
+}
+
+func (t *Tracker) view(c *Conn, at time.Time) ConnView {
+	v := ConnView{Client: c.Client, Server: c.Server, First: c.First, Last: c.Last, MidStream: c.MidStream}
+	var tw [2]time.Time
+	v.ClientState, tw[0] = c.ep[0].believed(at, t.cfg.TimeWait)
+	v.ServerState, tw[1] = c.ep[1].believed(at, t.cfg.TimeWait)
+	v.ClientProven = c.ep[0].proven(at, t.cfg.TimeWait)
+	v.ServerProven = c.ep[1].proven(at, t.cfg.TimeWait)
+	v.Ended = v.ClientState == tcp.Closed && v.ServerState == tcp.Closed
+	for d, s := range [2]tcp.State{v.ClientState, v.ServerState} {
+		switch s {
+		case tcp.CloseWait:
+			v.CloseWaitSince = c.dir[1-d].finT
+		case tcp.TimeWait:
+			v.TimeWaitSince = tw[d]
+		}
+	}
+	wsOK := c.dir[0].ws >= 0 && c.dir[1].ws >= 0
+	for d := range c.dir {
+		ds := &c.dir[d]
+		v.Packets[d], v.Bytes[d], v.Retrans[d] = ds.packets, ds.bytes, ds.retrans
+		v.ZeroWindow[d], v.RSTs[d], v.HalfOpen[d] = ds.zeroWin, ds.rsts, ds.halfOpen
+		v.Window[d] = uint64(ds.win)
+		if wsOK {
+			v.Window[d] <<= uint(ds.ws)
+		}
+	}
+	if !c.superseded {
+		if e := c.fl.ct; e != nil {
+			if st, left, ok := e.At(at); ok {
+				v.ConntrackState, v.ConntrackExpire = st, left
+				v.ConntrackAssured, v.ConntrackUnreplied = e.Assured(), e.Unreplied()
+				src, dst := c.fl.ctFirst, c.Client
+				if src == c.Client {
+					dst = c.Server
+				}
+				if e.Reversed() {
+					src, dst = dst, src
+				}
+				v.ConntrackOrigSrc, v.ConntrackOrigDst = src, dst
+			}
+		}
+		if e := c.fl.vs; e != nil {
+			if st, left, ok := e.At(at); ok {
+				v.IPVSState, v.IPVSExpire = st, left
+			}
+		}
+	}
+	v.ZeekState, v.ZeekHistory = c.zk.State(), c.zk.History()
+	return v
+}
+
+// JSONView is the JSON object written per connection (WriteJSON); the
+// first eighteen fields are the ones the issue fixes and outside tests
+// rely on.
+type JSONView struct {
+	Client          string `json:"client"`
+	Server          string `json:"server"`
+	ClientState     string `json:"client_state"`
+	ServerState     string `json:"server_state"`
+	ConntrackState  string `json:"conntrack_state"`
+	ConntrackExpire int64  `json:"conntrack_expire"`
+	IPVSState       string `json:"ipvs_state"`
+	IPVSExpire      int64  `json:"ipvs_expire"`
+	PacketsC2S      uint64 `json:"packets_c2s"`
+	PacketsS2C      uint64 `json:"packets_s2c"`
+	BytesC2S        uint64 `json:"bytes_c2s"`
+	BytesS2C        uint64 `json:"bytes_s2c"`
+	RetransC2S      uint64 `json:"retrans_c2s"`
+	RetransS2C      uint64 `json:"retrans_s2c"`
+	ZeekState       string `json:"zeek_state"`
+	ZeekHistory     string `json:"zeek_history"`
+
+	ClientProven   string  `json:"client_state_proven"`
+	ServerProven   string  `json:"server_state_proven"`
+	ConntrackFlags string  `json:"conntrack_flags,omitempty"`
+	FirstSeen      float64 `json:"first_seen"`
+	LastSeen       float64 `json:"last_seen"`
+	Ended          bool    `json:"ended"`
+	MidStream      bool    `json:"mid_stream,omitempty"`
+	WindowC2S      uint64  `json:"window_c2s"`
+	WindowS2C      uint64  `json:"window_s2c"`
+	ZeroWindowC2S  uint64  `json:"zero_window_c2s"`
+	ZeroWindowS2C  uint64  `json:"zero_window_s2c"`
+	RSTsC2S        uint64  `json:"rst_c2s"`
+	RSTsS2C        uint64  `json:"rst_s2c"`
+}
+
+// seconds truncates a timer's time left to whole seconds, as conntrack
+// and ipvsadm print it (both divide the jiffies left by HZ).
+func seconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64(d / time.Second)
+}
+
+func unixSeconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
+}
+
+// JSON converts v to its JSON form.
+func (v *ConnView) JSON() JSONView {
+	j := JSONView{
+		Client: v.Client.String(), Server: v.Server.String(),
+		ClientState: v.ClientState.String(), ServerState: v.ServerState.String(),
+		ConntrackState: v.ConntrackState, ConntrackExpire: seconds(v.ConntrackExpire),
+		IPVSState: v.IPVSState, IPVSExpire: seconds(v.IPVSExpire),
+		PacketsC2S: v.Packets[C2S], PacketsS2C: v.Packets[S2C],
+		BytesC2S: v.Bytes[C2S], BytesS2C: v.Bytes[S2C],
+		RetransC2S: v.Retrans[C2S], RetransS2C: v.Retrans[S2C],
+		ZeekState: v.ZeekState, ZeekHistory: v.ZeekHistory,
+		ClientProven: v.ClientProven.String(), ServerProven: v.ServerProven.String(),
+		FirstSeen: unixSeconds(v.First), LastSeen: unixSeconds(v.Last),
+		Ended: v.Ended, MidStream: v.MidStream,
+		WindowC2S: v.Window[C2S], WindowS2C: v.Window[S2C],
+		ZeroWindowC2S: v.ZeroWindow[C2S], ZeroWindowS2C: v.ZeroWindow[S2C],
+		RSTsC2S: v.RSTs[C2S], RSTsS2C: v.RSTs[S2C],
+	}
+	if v.ConntrackState != "" {
+		switch {
+		case v.ConntrackUnreplied:
+			j.ConntrackFlags = "UNREPLIED"
+		case v.ConntrackAssured:
+			j.ConntrackFlags = "ASSURED"
+		}
+	}
+	return j
+}
+
+// WriteJSON writes one JSON object per line per view.
+func WriteJSON(w io.Writer, views []ConnView) error {
+	enc := json.NewEncoder(w)
+	for i := range views {
+		if err := enc.Encode(views[i].JSON()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
