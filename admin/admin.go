@@ -413,34 +413,29 @@ func (a *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	fl.Flush()
 
 	var buf []byte
+	appendRec := func(rec *trace.Record) {
+		if sse {
+			buf = append(buf, "data: "...)
+		}
+		buf = rec.AppendJSON(buf)
+		if sse {
+			buf = append(buf, "\n\n"...)
+		} else {
+			buf = append(buf, '\n')
+		}
+	}
 	for {
 		select {
 		case <-r.Context().Done():
 			return
 		case rec := <-ch:
 			buf = buf[:0]
-			if sse {
-				buf = append(buf, "data: "...)
-			}
-			buf = rec.AppendJSON(buf)
-			if sse {
-				buf = append(buf, "\n\n"...)
-			} else {
-				buf = append(buf, '\n')
-			}
+			appendRec(&rec)
 			// Write what else is waiting before flushing.
 			for more := true; more; {
 				select {
 				case rec := <-ch:
-					if sse {
-						buf = append(buf, "data: "...)
-					}
-					buf = rec.AppendJSON(buf)
-					if sse {
-						buf = append(buf, "\n\n"...)
-					} else {
-						buf = append(buf, '\n')
-					}
+					appendRec(&rec)
 				default:
 					more = false
 				}

@@ -279,17 +279,7 @@ var shownTimers = [...]tcp.Timer{tcp.TimerRetransmit, tcp.TimerPersist, tcp.Time
 // Table returns the stack's connections and listeners as rows, sorted by
 // local then remote address, with timers reckoned from now.
 func (s *Stack) Table(now time.Time) []ConnInfo {
-	s.mu.RLock()
-	conns := make([]*Conn, 0, len(s.conns))
-	for _, c := range s.conns {
-		conns = append(conns, c)
-	}
-	ls := make([]*Listener, 0, len(s.listeners))
-	for _, l := range s.listeners {
-		ls = append(ls, l)
-	}
-	s.mu.RUnlock()
-
+	conns, ls := s.tables()
 	rows := make([]ConnInfo, 0, len(conns)+len(ls))
 	for _, l := range ls {
 		rows = append(rows, ConnInfo{State: tcp.Listen, Local: l.addr, RecvQ: len(l.accept), SendQ: l.backlog})

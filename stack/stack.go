@@ -197,16 +197,7 @@ func (s *Stack) logf(format string, args ...any) {
 func (s *Stack) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
-		s.mu.Lock()
-		conns := make([]*Conn, 0, len(s.conns))
-		for _, c := range s.conns {
-			conns = append(conns, c)
-		}
-		ls := make([]*Listener, 0, len(s.listeners))
-		for _, l := range s.listeners {
-			ls = append(ls, l)
-		}
-		s.mu.Unlock()
+		conns, ls := s.tables()
 		for _, l := range ls {
 			l.Close()
 		}
@@ -247,13 +238,23 @@ func (s *Stack) Stats() Stats {
 
 // Conns returns the stack's connections, for tables and tests.
 func (s *Stack) Conns() []*Conn {
+	conns, _ := s.tables()
+	return conns
+}
+
+// tables returns a copy of the stack's connections and listeners.
+func (s *Stack) tables() ([]*Conn, []*Listener) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]*Conn, 0, len(s.conns))
+	conns := make([]*Conn, 0, len(s.conns))
 	for _, c := range s.conns {
-		out = append(out, c)
+		conns = append(conns, c)
 	}
-	return out
+	ls := make([]*Listener, 0, len(s.listeners))
+	for _, l := range s.listeners {
+		ls = append(ls, l)
+	}
+	return conns, ls
 }
 
 // isLocal reports whether a is one of the stack's addresses.
