@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -16,45 +15,20 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/tcpstate/tcpstate/internal/stacktest"
 	"github.com/tcpstate/tcpstate/link/pipe"
 	"github.com/tcpstate/tcpstate/stack"
 	"github.com/tcpstate/tcpstate/trace"
 )
 
-// pair starts a client and a server stack joined by an in-memory pipe, a
-// listener on the server's port 80 that echoes, and the admin endpoint of
-// the server.
+// pair starts a client and a server stack joined by an in-memory pipe, an
+// echo listener on the server's port 80, and the server's admin endpoint.
 func pair(t *testing.T) (client, server *stack.Stack, adm *httptest.Server) {
 	t.Helper()
-	ea, eb := pipe.New(pipe.Config{})
-	var err error
-	client, err = stack.New(ea, stack.Options{Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err = stack.New(eb, stack.Options{Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := server.Listen("tcp", ":80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	client, server = stacktest.Pair(t, pipe.Config{}, nil)
+	stacktest.Echo(t, server, ":80")
 	adm = httptest.NewServer(New(server, Options{}))
-	t.Cleanup(func() {
-		adm.Close()
-		client.Close()
-		server.Close()
-	})
+	t.Cleanup(adm.Close)
 	return client, server, adm
 }
 

@@ -3,16 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http/httptest"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tcpstate/tcpstate/admin"
+	"github.com/tcpstate/tcpstate/internal/stacktest"
 	"github.com/tcpstate/tcpstate/link/pipe"
-	"github.com/tcpstate/tcpstate/stack"
 	"github.com/tcpstate/tcpstate/tcp"
 )
 
@@ -22,34 +20,10 @@ import (
 // returns the admin endpoint's host:port.
 func adminPair(t *testing.T) string {
 	t.Helper()
-	ea, eb := pipe.New(pipe.Config{})
-	client, err := stack.New(ea, stack.Options{Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := stack.New(eb, stack.Options{Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := server.Listen("tcp", ":80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	client, server := stacktest.Pair(t, pipe.Config{}, nil)
+	stacktest.Echo(t, server, ":80")
 	srv := httptest.NewServer(admin.New(server, admin.Options{}))
-	t.Cleanup(func() {
-		srv.Close()
-		client.Close()
-		server.Close()
-	})
+	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for range 2 {
