@@ -34,6 +34,7 @@ type transition struct {
 	t        time.Time
 	pkt      int  // the packet that caused it (-1: a timer)
 	send     bool // caused by the endpoint's own send (else a receipt)
+	at       int  // the packet being processed when it was committed (-1: at the end)
 }
 
 // endpoint is what the tracker infers of one side of a connection.
@@ -190,16 +191,20 @@ func (e *endpoint) deliver(k int, rec recorder) {
 }
 
 // drop forgets pending items that acknowledged e's sequence number upTo or
-// beyond: they were lost (e retransmitted what they acknowledged).
-func (e *endpoint) drop(upTo seqnum.Value) {
+// beyond: they were lost (e retransmitted what they acknowledged). It
+// returns the dropped items' packet indexes.
+func (e *endpoint) drop(upTo seqnum.Value) []int {
+	var lost []int
 	out := e.pend[:0]
 	for _, it := range e.pend {
 		if it.flags.Has(header.ACK) && !it.flags.Has(header.RST) && it.ack.GreaterThanEq(upTo) {
+			lost = append(lost, it.pkt)
 			continue
 		}
 		out = append(out, it)
 	}
 	e.pend = out
+	return lost
 }
 
 // believed is e's state with every pending delivery applied, and TIME-WAIT

@@ -7,11 +7,11 @@ import (
 	"github.com/tcpstate/tcpstate/header"
 	"github.com/tcpstate/tcpstate/seqnum"
 	"github.com/tcpstate/tcpstate/tcp"
+	"github.com/tcpstate/tcpstate/trace"
 	"github.com/tcpstate/tcpstate/track/capture"
 	"github.com/tcpstate/tcpstate/track/conntrack"
 	"github.com/tcpstate/tcpstate/track/ipvs"
 	"github.com/tcpstate/tcpstate/track/zeek"
-	"github.com/tcpstate/tcpstate/trace"
 )
 
 // DefaultTimeWait is how long an endpoint stays in TIME-WAIT: Linux's
@@ -101,7 +101,9 @@ type Conn struct {
 	keep       bool
 	pkts       []pktLog
 	trans      [2][]transition
+	lost       []int // packets whose loss a retransmission revealed
 	npkt       int
+	cur        int // the packet being processed, -1 after Finish
 }
 
 // pktLog is one packet of a kept connection.
@@ -265,6 +267,7 @@ func (t *Tracker) recorder(c *Conn, d int) recorder {
 	return func(tr transition) {
 		t.counts[causeKey{tr.from, tr.to, tr.cause}]++
 		if c.keep {
+			tr.at = c.cur
 			c.trans[d] = append(c.trans[d], tr)
 		}
 	}
@@ -291,6 +294,7 @@ func (t *Tracker) packet(c *Conn, p *capture.Packet) {
 	c.Last = p.T
 	idx := c.npkt
 	c.npkt++
+	c.cur = idx
 	retrans := t.count(c, d, p)
 	t.middleboxes(c, d, p)
 	t.expire(c, p.T)
@@ -477,11 +481,15 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 
 	// What a retransmission reveals: the peer's ACK of what is resent
 	// never arrived.
+	var lost []int
 	switch {
 	case f.Has(header.SYN) && s.sentSyn && p.Seq == s.iss:
-		s.drop(s.iss.Add(1))
+		lost = s.drop(s.iss.Add(1))
 	case f.Has(header.FIN) && s.sentFin && p.Seq.Add(n) == s.finSeq:
-		s.drop(s.finSeq.Add(1))
+		lost = s.drop(s.finSeq.Add(1))
+	}
+	if c.keep {
+		c.lost = append(c.lost, lost...)
 	}
 
 	// What sending p means for its sender.
@@ -559,6 +567,7 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 // kept records are complete. Call it once, after the last Feed.
 func (t *Tracker) Finish(at time.Time) {
 	for _, c := range t.conns {
+		c.cur = -1
 		for d := range c.ep {
 			c.ep[d].deliver(len(c.ep[d].pend)-1, t.recorder(c, d))
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/tcpstate/tcpstate/header"
 	"github.com/tcpstate/tcpstate/seqnum"
 	"github.com/tcpstate/tcpstate/tcp"
+	"github.com/tcpstate/tcpstate/trace"
 	"github.com/tcpstate/tcpstate/track/capture"
 )
 
@@ -412,4 +413,41 @@ func TestJSONFields(t *testing.T) {
 	if strings.Count(b.String(), "\n") != 1 {
 		t.Errorf("want one line: %q", b.String())
 	}
+}
+
+func TestRecordsLadder(t *testing.T) {
+	h := newHarness(t, "10.0.0.1:40000", "10.0.0.2:80")
+	h.tr = New(Config{Keep: func(a, b netip.AddrPort) bool { return true }})
+	h.handshake()
+	h.C(FA, 101, 501, 0)
+	h.S(FA, 501, 101, 0) // crosses the client's FIN
+	h.C(A, 102, 502, 0)
+	h.S(A, 502, 102, 0)
+	h.S(FA, 501, 102, 0) // retransmitted: the client's ACK was lost
+	h.C(A, 102, 502, 0)
+	h.tr.Finish(h.now.Add(2 * time.Minute))
+	recs := h.tr.conns[0].Records()
+	var b bytes.Buffer
+	if err := trace.Ladder(&b, recs, trace.LadderOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"SYN-SENT", "SYN-RECEIVED", "CLOSING", "TIME-WAIT", "X", "2MSL"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ladder lacks %q:\n%s", want, out)
+		}
+	}
+	var steps, lostN int
+	for _, r := range recs {
+		if r.Kind == trace.KindLost {
+			lostN++
+		}
+		if r.Kind == trace.KindSegmentOut {
+			steps++
+		}
+	}
+	if steps != 9 || lostN != 1 {
+		t.Errorf("%d segments, %d lost; want 9 and 1", steps, lostN)
+	}
+	t.Log("\n" + out)
 }

@@ -29,10 +29,10 @@ type ConnView struct {
 	// owned by a later connection on the tuple); ConntrackExpire is the
 	// time left on its timer. ConntrackOrig and ConntrackReply are the
 	// entry's original direction's source and destination.
-	ConntrackState                 string
-	ConntrackExpire                time.Duration
-	ConntrackAssured               bool
-	ConntrackUnreplied             bool
+	ConntrackState                     string
+	ConntrackExpire                    time.Duration
+	ConntrackAssured                   bool
+	ConntrackUnreplied                 bool
 	ConntrackOrigSrc, ConntrackOrigDst netip.AddrPort
 	// IPVSState and IPVSExpire are what `ipvsadm -lc` would show.
 	IPVSState  string
@@ -43,7 +43,7 @@ type ConnView struct {
 	// retransmissions, zero-window advertisements, the latest window
 	// (scaled when window scaling was negotiated) and RSTs.
 	Packets, Bytes, Retrans, ZeroWindow, RSTs [2]uint64
-	Window                                   [2]uint64
+	Window                                    [2]uint64
 	// First and Last are the first and last packet's timestamps.
 	First, Last time.Time
 	// Ended is set when both endpoints are CLOSED at the instant.

@@ -70,5 +70,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newDiagramCmd())
 	root.AddCommand(newConnsCmd())
 	root.AddCommand(newStatsCmd())
+	root.AddCommand(newTrackCmd())
 	return root
 }
