@@ -118,7 +118,7 @@ func WriteTimelineSVG(w io.Writer, samples []Sample, title string) error {
 		p(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#e5e5e5"/>`+"\n", left, y(v), left+pw, y(v))
 		p(`<text x="%.1f" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, y(v)+4, fmtNum(v))
 	}
-	for v := 0.0; v <= span+xStep/2; v += xStep {
+	for v := 0.0; v <= span*1.0001; v += xStep {
 		px := left + pw*v/span
 		p(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#e5e5e5"/>`+"\n", px, top, px, top+ph)
 		p(`<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", px, top+ph+18, fmtNum(v))

@@ -60,27 +60,26 @@ const maxSpans = 16
 
 // dirStats is what the tracker counts for one direction.
 type dirStats struct {
-	isn               seqnum.Value
-	isnSeen           bool
-	end               seqnum.Value // highest seq end seen
-	endSeen           bool
-	fin               seqnum.Value
-	finSeen           bool
-	finT              time.Time
-	maxAck            seqnum.Value
-	ackSeen           bool
-	win               uint16
-	ws                int8 // window scale offered in the SYN, -1 none
-	zeroWin           uint64
-	packets, bytes    uint64
-	retrans           uint64
-	rsts              uint64
-	lastData          bool         // the last packet this way carried payload
-	lastAck           seqnum.Value // its ACK field
-	halfOpen          bool         // answered the peer's data with a bare RST
-	spans             []span
-	lastT             time.Time
-	spanBaseDiscarded bool
+	isn            seqnum.Value
+	isnSeen        bool
+	end            seqnum.Value // highest seq end seen
+	endSeen        bool
+	fin            seqnum.Value
+	finSeen        bool
+	finT           time.Time
+	maxAck         seqnum.Value
+	ackSeen        bool
+	win            uint16
+	ws             int8 // window scale offered in the SYN, -1 none
+	zeroWin        uint64
+	packets, bytes uint64
+	retrans        uint64
+	rsts           uint64
+	lastData       bool         // the last packet this way carried payload
+	lastAck        seqnum.Value // its ACK field
+	halfOpen       bool         // answered the peer's data with a bare RST
+	spans          []span
+	lastT          time.Time
 }
 
 // Conn is one connection (one incarnation on its 4-tuple).
@@ -102,6 +101,9 @@ type Conn struct {
 	pkts       []pktLog
 	trans      [2][]transition
 	lost       []int // packets whose loss a retransmission revealed
+	held       [2][]held
+	inEnd      [2]seqnum.Value // highest sequence end of the packets inferred, per direction
+	inSet      [2]bool
 	npkt       int
 	cur        int // the packet being processed, -1 after Finish
 }
@@ -302,7 +304,86 @@ func (t *Tracker) packet(c *Conn, p *capture.Packet) {
 		c.pkts = append(c.pkts, pktLog{t: p.T, d: d, retrans: retrans, opts: trace.FormatOptions(&p.Options),
 			seg: tcp.SegmentInfo{Seq: p.Seq, Ack: p.Ack, Flags: p.Flags, Window: p.Window, Len: max(p.PayloadLen, 0)}})
 	}
+	t.order(c, d, p, idx)
+}
+
+// holdMax is how long a packet that arrived after a hole in its sender's
+// sequence space waits for the hole to fill before its inference runs
+// anyway (the hole was a loss before the capture point).
+const holdMax = 200 * time.Millisecond
+
+// maxHeld bounds the packets held per direction.
+const maxHeld = 8
+
+// held is a packet whose inference waits for a hole before it to fill.
+type held struct {
+	p   capture.Packet
+	idx int
+}
+
+// order runs the state inference for p in its sender's sending order. A
+// packet beyond the highest sequence its sender was seen to reach was
+// sent after segments the capture has not seen yet: they were reordered
+// before the capture point (or lost there). Its inference is held until
+// those arrive or holdMax passes, so that, for instance, an ACK that
+// overtook its sender's FIN does not make the FIN look sent after it.
+// Counters and middleboxes see packets in capture order, as a middlebox
+// at the capture point would.
+func (t *Tracker) order(c *Conn, d int, p *capture.Packet, idx int) {
+	t.release(c, p.T, false)
+	end := segEnd(p)
+	switch {
+	case p.Flags.Has(header.RST) || p.Flags.Has(header.SYN) || !c.inSet[d]:
+		// An RST's sequence number is not a position in the stream; a
+		// SYN starts it.
+	case p.Seq.GreaterThan(c.inEnd[d]):
+		if len(c.held[d]) < maxHeld {
+			c.held[d] = append(c.held[d], held{*p, idx})
+			return
+		}
+	}
+	t.inferInOrder(c, d, p, idx, end)
+	// Release the held packets the hole no longer separates.
+	for {
+		k := -1
+		for i := range c.held[d] {
+			if c.held[d][i].p.Seq.LessThanEq(c.inEnd[d]) {
+				k = i
+				break
+			}
+		}
+		if k < 0 {
+			return
+		}
+		h := c.held[d][k]
+		c.held[d] = append(c.held[d][:k], c.held[d][k+1:]...)
+		t.inferInOrder(c, d, &h.p, h.idx, segEnd(&h.p))
+	}
+}
+
+// release runs the inference of held packets older than holdMax at now
+// (all of them when all is set), oldest first.
+func (t *Tracker) release(c *Conn, now time.Time, all bool) {
+	for d := range c.held {
+		for len(c.held[d]) > 0 && (all || now.Sub(c.held[d][0].p.T) >= holdMax) {
+			h := c.held[d][0]
+			c.held[d] = c.held[d][1:]
+			t.inferInOrder(c, d, &h.p, h.idx, segEnd(&h.p))
+		}
+		if len(c.held[d]) == 0 {
+			c.held[d] = nil
+		}
+	}
+}
+
+func (t *Tracker) inferInOrder(c *Conn, d int, p *capture.Packet, idx int, end seqnum.Value) {
+	if !p.Flags.Has(header.RST) && (!c.inSet[d] || end.GreaterThan(c.inEnd[d])) {
+		c.inEnd[d], c.inSet[d] = end, true
+	}
+	saved := c.cur
+	c.cur = idx
 	t.infer(c, d, p, idx)
+	c.cur = saved
 }
 
 // count updates direction d's counters and reports whether p is a
@@ -567,6 +648,7 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 // kept records are complete. Call it once, after the last Feed.
 func (t *Tracker) Finish(at time.Time) {
 	for _, c := range t.conns {
+		t.release(c, at, true)
 		c.cur = -1
 		for d := range c.ep {
 			c.ep[d].deliver(len(c.ep[d].pend)-1, t.recorder(c, d))

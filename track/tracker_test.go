@@ -451,3 +451,28 @@ func TestRecordsLadder(t *testing.T) {
 	}
 	t.Log("\n" + out)
 }
+
+// The client's ACK of the server's FIN overtakes the client's own FIN
+// before the capture point (its sequence number is past the FIN): the FIN
+// was sent first, before the server's FIN arrived, so the FINs crossed.
+func TestReorderedBeforeCapture(t *testing.T) {
+	h := newHarness(t, "10.0.0.1:40000", "10.0.0.2:80")
+	h.handshake()
+	h.S(FA, 501, 101, 0)
+	h.C(A, 102, 502, 0)  // beyond the client's highest sequence: held
+	h.C(FA, 101, 501, 0) // fills the hole; does not ACK the server's FIN
+	h.S(A, 502, 102, 0)
+	h.want(tcp.TimeWait, tcp.TimeWait)
+	if v := h.view(); v.ClientProven != tcp.Closing || v.Retrans != [2]uint64{} {
+		t.Errorf("client proven %v (want CLOSING), retrans %v", v.ClientProven, v.Retrans)
+	}
+	// A hole that never fills (a loss before the capture point): the
+	// held packet is taken after holdMax.
+	h2 := newHarness(t, "10.0.0.1:40000", "10.0.0.2:80")
+	h2.handshake()
+	h2.S(FA, 501, 101, 0)
+	h2.C(A, 102, 502, 0)
+	if vs := h2.tr.Snapshot(h2.now.Add(holdMax)); vs[0].ClientState != tcp.CloseWait || vs[0].ServerState != tcp.FinWait2 {
+		t.Errorf("after holdMax: client %v server %v", vs[0].ClientState, vs[0].ServerState)
+	}
+}

@@ -64,10 +64,14 @@ type ConnView struct {
 // Snapshot returns every connection seen so far as it stands at instant
 // at, in order of first packet. Feed only packets up to at: the states are
 // those after the packets fed, with the timers (TIME-WAIT, conntrack,
-// IPVS) run to at.
+// IPVS) run to at. Packets held for reordering (see order) longer than
+// holdMax before at are taken in first.
 func (t *Tracker) Snapshot(at time.Time) []ConnView {
 	out := make([]ConnView, 0, len(t.conns))
 	for _, c := range t.conns {
+		if len(c.held[0])+len(c.held[1]) > 0 {
+			t.release(c, at, false)
+		}
 		out = append(out, t.view(c, at))
 	}
 	return out
