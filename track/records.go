@@ -56,6 +56,26 @@ func (c *Conn) Records() []trace.Record {
 	for _, k := range c.lost {
 		lost[k] = true
 	}
+	// Packets are drawn in the order their sender sent them, as inferred
+	// (see Tracker.order), which differs from the capture's when packets
+	// overtook others before the capture point.
+	seq := make([]int, 0, n)
+	pos := make([]int, n)
+	for i := range pos {
+		pos[i] = -1
+	}
+	for _, k := range c.order {
+		if k < n && pos[k] < 0 {
+			pos[k] = len(seq)
+			seq = append(seq, k)
+		}
+	}
+	for k := range pos {
+		if pos[k] < 0 {
+			pos[k] = len(seq)
+			seq = append(seq, k)
+		}
+	}
 	// Where each packet is delivered: its own step, or later when its
 	// receiver sent something before receiving it.
 	deliverAt := make([]int, n)
@@ -77,10 +97,10 @@ func (c *Conn) Records() []trace.Record {
 				sendTr[tr.pkt] = append(sendTr[tr.pkt], tr)
 			default:
 				recvTr[tr.pkt] = append(recvTr[tr.pkt], tr)
-				if tr.at > tr.pkt && tr.at < n {
+				if tr.at >= 0 && tr.at < n && pos[tr.at] > pos[tr.pkt] {
 					rcv := 1 - c.pkts[tr.pkt].d
-					for j := tr.pkt + 1; j < tr.at; j++ {
-						if c.pkts[j].d == rcv {
+					for j := pos[tr.pkt] + 1; j < pos[tr.at]; j++ {
+						if c.pkts[seq[j]].d == rcv {
 							deliverAt[tr.pkt] = tr.at
 							break
 						}
@@ -110,9 +130,9 @@ func (c *Conn) Records() []trace.Record {
 			state(r, tr, step, at)
 		}
 	}
-	for k := range c.pkts {
+	for i, k := range seq {
 		p := &c.pkts[k]
-		step := uint64(k + 1)
+		step := uint64(i + 1)
 		for _, j := range late[k] {
 			arrive(j, step, p.t)
 		}

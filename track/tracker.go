@@ -104,6 +104,7 @@ type Conn struct {
 	held       [2][]held
 	inEnd      [2]seqnum.Value // highest sequence end of the packets inferred, per direction
 	inSet      [2]bool
+	order      []int // kept connections: packet indexes in the order inferred
 	npkt       int
 	cur        int // the packet being processed, -1 after Finish
 }
@@ -382,6 +383,9 @@ func (t *Tracker) inferInOrder(c *Conn, d int, p *capture.Packet, idx int, end s
 	}
 	saved := c.cur
 	c.cur = idx
+	if c.keep {
+		c.order = append(c.order, idx)
+	}
 	t.infer(c, d, p, idx)
 	c.cur = saved
 }
