@@ -13,6 +13,7 @@ import (
 	"github.com/tcpstate/tcpstate/tcp"
 	"github.com/tcpstate/tcpstate/trace"
 	"github.com/tcpstate/tcpstate/track/capture"
+	"github.com/tcpstate/tcpstate/track/ipvs"
 )
 
 const (
@@ -474,5 +475,24 @@ func TestReorderedBeforeCapture(t *testing.T) {
 	h2.C(A, 102, 502, 0)
 	if vs := h2.tr.Snapshot(h2.now.Add(holdMax)); vs[0].ClientState != tcp.CloseWait || vs[0].ServerState != tcp.FinWait2 {
 		t.Errorf("after holdMax: client %v server %v", vs[0].ClientState, vs[0].ServerState)
+	}
+}
+
+// In direct routing the director sees only the client's packets: the
+// server's RST of a refused connection never reaches it.
+func TestIPVSModes(t *testing.T) {
+	for _, c := range []struct {
+		mode  ipvs.Mode
+		state string
+		left  int64
+	}{{ipvs.NAT, "CLOSE", 10}, {ipvs.DR, "SYN_RECV", 59}} {
+		h := newHarness(t, "10.0.0.1:40000", "10.0.0.2:81")
+		h.tr = New(Config{IPVSMode: c.mode})
+		h.C(S, 100, 0, 0)
+		h.S(RA, 0, 101, 0)
+		v := h.view()
+		if v.IPVSState != c.state || seconds(v.IPVSExpire) != c.left {
+			t.Errorf("mode %v: %s %ds, want %s %ds", c.mode, v.IPVSState, seconds(v.IPVSExpire), c.state, c.left)
+		}
 	}
 }
