@@ -108,6 +108,9 @@ func childClient(ctx context.Context, system string, workloads []string, target 
 				err = perr
 			}
 		}
+		if verbose && s.stats != nil {
+			fmt.Fprintf(os.Stderr, "%s %s: %g, %v; stack stats %s\n", system, name, v, err, s.stats())
+		}
 		r := childResult{Value: v}
 		if err != nil {
 			r.Err = err.Error()

@@ -33,6 +33,9 @@ import (
 	"time"
 )
 
+// verbose is -v; children inherit it.
+var verbose bool
+
 type options struct {
 	rounds  int
 	dur     time.Duration
@@ -58,6 +61,7 @@ func main() {
 		profile = flag.String("profile", "", "after the rounds, profile tcpstate in each workload into this directory")
 		pairs   = flag.Int("n", 2000, "connection pairs for the heap-per-idle-pair workload")
 	)
+	flag.BoolVar(&verbose, "v", false, "print the userspace stack's counters after each TUN workload")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -112,9 +112,9 @@ func (r results) add(wl, sys string, round int, v float64, err error) {
 	}
 }
 
-// tunEnv is the namespaces of the TUN and veth workloads.
+// tunEnv is the namespaces of the veth workloads. The TUN workloads get a
+// fresh namespace for each child (see inFreshNS).
 type tunEnv struct {
-	tun      *netns.NS // the TUN device, the kernel peer and the stack
 	a, b     *netns.NS // veth: the kernel client in a, its peer in b
 	stopPeer func()
 }
@@ -137,7 +137,7 @@ func newTunEnv(ctx context.Context) (*tunEnv, error) {
 		}
 	}()
 	var err error
-	for _, p := range []**netns.NS{&e.tun, &e.a, &e.b} {
+	for _, p := range []**netns.NS{&e.a, &e.b} {
 		if *p, err = netns.New(); err != nil {
 			return nil, err
 		}
@@ -196,13 +196,30 @@ func (e *tunEnv) Close() {
 	if e.stopPeer != nil {
 		e.stopPeer()
 	}
-	for _, ns := range []*netns.NS{e.tun, e.a, e.b} {
+	for _, ns := range []*netns.NS{e.a, e.b} {
 		if ns != nil {
 			if err := ns.Delete(); err != nil {
 				fmt.Fprintln(os.Stderr, "bench:", err)
 			}
 		}
 	}
+}
+
+// inFreshNS runs f with the name of a new namespace and deletes the
+// namespace afterwards. Each TUN child gets its own, so that no stack
+// meets the TIME-WAIT connections another stack (or an earlier round)
+// left in the kernel peer.
+func inFreshNS(f func(ns string) error) error {
+	ns, err := netns.New()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := ns.Delete(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+	}()
+	return f(ns.Name())
 }
 
 // run runs every selected workload for o.rounds rounds, then the
@@ -301,25 +318,25 @@ func runRound(ctx context.Context, o options, sel []*workload, env *tunEnv, res 
 		return nil
 	}
 	limit := time.Duration(len(tunNames))*(o.dur+2*ioTimeout) + 30*time.Second
-	args := []string{"-child", "client", "-workloads", strings.Join(tunNames, ","), "-dur", o.dur.String()}
+	args := []string{"-child", "client", "-workloads", strings.Join(tunNames, ","), "-dur", o.dur.String(), fmt.Sprintf("-v=%v", verbose)}
 	for _, sys := range tunSystems {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		ns := env.tun.Name()
 		a := append([]string(nil), args...)
+		got := map[string]childResult{}
+		var err error
 		switch sys {
 		case sysKernel, sysKernelNoOL:
 			if err := env.offloads(sys == sysKernel); err != nil {
 				return fmt.Errorf("ethtool: %w", err)
 			}
-			ns = env.a.Name()
 			a = append(a, "-system", sysKernel, "-target", vethBAddr)
+			err = runChild(ctx, limit, &got, env.a.Name(), a...)
 		default:
 			a = append(a, "-system", sys)
+			err = inFreshNS(func(ns string) error { return runChild(ctx, limit, &got, ns, a...) })
 		}
-		got := map[string]childResult{}
-		err := runChild(ctx, limit, &got, ns, a...)
 		for _, name := range tunNames {
 			r, ok := got[name]
 			switch {
@@ -400,9 +417,11 @@ func profileAll(ctx context.Context, o options, sel []*workload, env *tunEnv) er
 	if len(tunNames) > 0 {
 		got := map[string]childResult{}
 		limit := time.Duration(len(tunNames))*(o.dur+2*ioTimeout) + 30*time.Second
-		if err := runChild(ctx, limit, &got, env.tun.Name(), "-child", "client", "-system", sysTcpstate,
-			"-workloads", strings.Join(tunNames, ","), "-dur", o.dur.String(),
-			"-profile", filepath.Join(dir, sysTcpstate)); err != nil {
+		if err := inFreshNS(func(ns string) error {
+			return runChild(ctx, limit, &got, ns, "-child", "client", "-system", sysTcpstate,
+				"-workloads", strings.Join(tunNames, ","), "-dur", o.dur.String(),
+				"-profile", filepath.Join(dir, sysTcpstate))
+		}); err != nil {
 			return err
 		}
 		for _, name := range tunNames {

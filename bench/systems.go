@@ -56,6 +56,8 @@ var ephemeral = [2]uint16{10000, 65000}
 type setup struct {
 	dial  dialFunc
 	close func()
+	// stats, when set, describes the stack's counters (for -v).
+	stats func() string
 }
 
 // memSetup joins two stacks of the system by their own in-memory link
@@ -243,6 +245,7 @@ func tunSetup(system string) (*setup, error) {
 	var (
 		dial    dialFunc
 		closeFn func()
+		statsFn func() string
 	)
 	configure := func() error {
 		for _, args := range [][]string{
@@ -274,6 +277,13 @@ func tunSetup(system string) (*setup, error) {
 			return st.DialTCP(ctx, netip.AddrPortFrom(tunKernel, uint16(port)))
 		}
 		closeFn = func() { st.Close(); dev.Close() }
+		statsFn = func() string {
+			states := map[string]int{}
+			for _, c := range st.Conns() {
+				states[c.Status().State.String()]++
+			}
+			return fmt.Sprintf("%+v; connections left, by state: %v", st.Stats(), states)
+		}
 	case sysGVisor:
 		fd, err := gvtun.Open(tunName)
 		if err != nil {
@@ -306,5 +316,5 @@ func tunSetup(system string) (*setup, error) {
 		closeFn()
 		return nil, err
 	}
-	return &setup{dial: dial, close: func() { srv.Close(); closeFn() }}, nil
+	return &setup{dial: dial, close: func() { srv.Close(); closeFn() }, stats: statsFn}, nil
 }
