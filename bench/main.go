@@ -11,7 +11,9 @@
 //
 // Flags: -rounds N, -dur D (each measurement), -only REGEXP (workloads),
 // -quick (a short smoke run), -profile DIR (CPU and heap profiles of
-// tcpstate in each workload), -n N (pairs for the heap workload). The
+// tcpstate in each workload), -n N (pairs for the heap workload), -v
+// (tcpstate's counters after each TUN workload), -redraw (the table and
+// chart again from the JSON). The
 // TUN and veth workloads need root; without it they are skipped with a
 // message. Namespaces and child processes are removed at the end, on
 // error and on Ctrl-C.
@@ -61,6 +63,7 @@ func main() {
 		profile = flag.String("profile", "", "after the rounds, profile tcpstate in each workload into this directory")
 		pairs   = flag.Int("n", 2000, "connection pairs for the heap-per-idle-pair workload")
 	)
+	redrawOnly := flag.Bool("redraw", false, "write the .md table and .svg chart again from the -out JSON file, without measuring")
 	flag.BoolVar(&verbose, "v", false, "print the userspace stack's counters after each TUN workload")
 	flag.Parse()
 
@@ -82,6 +85,14 @@ func main() {
 	if *child != "" {
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench child:", err)
+			os.Exit(1)
+		}
+		return
+	}
+
+	if *redrawOnly {
+		if err := redraw(*out); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
 		return

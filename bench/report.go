@@ -200,7 +200,7 @@ func (r *row) cell(sys string) string {
 	if f.N == 0 {
 		return "failed"
 	}
-	if f.N == 1 || f.Min == f.Max {
+	if f.N == 1 || formatValue(f.Min, r.Unit) == formatValue(f.Max, r.Unit) {
 		return formatValue(f.Median, r.Unit)
 	}
 	return fmt.Sprintf("%s (%s–%s)", formatValue(f.Median, r.Unit), formatValue(f.Min, r.Unit), formatValue(f.Max, r.Unit))
@@ -322,6 +322,29 @@ func (rep *report) write(out string) error {
 	return nil
 }
 
+// redraw reads the JSON results at out and writes the table and the
+// chart again, without measuring anything.
+func redraw(out string) error {
+	b, err := os.ReadFile(out)
+	if err != nil {
+		return err
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s: %w", out, err)
+	}
+	for _, r := range rep.Rows {
+		if r.w = workloadByName(r.Workload); r.w == nil {
+			return fmt.Errorf("%s: unknown workload %q", out, r.Workload)
+		}
+	}
+	base := strings.TrimSuffix(out, ".json")
+	if err := os.WriteFile(base+".md", []byte(rep.markdown()), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(base+".svg", []byte(rep.svg()), 0o644)
+}
+
 // advantage is how many times better tcpstate does than vs in r: the
 // ratio, or its inverse where lower is better.
 func (r *row) advantage(vs string) (float64, bool) {
@@ -366,7 +389,9 @@ func (rep *report) svg() string {
 			hi = math.Max(hi, t)
 		}
 	}
-	l2lo := math.Floor(math.Log2(lo))
+	// One more power of two on the left leaves room for the figures
+	// printed left of the shortest bars.
+	l2lo := math.Floor(math.Log2(lo)) - 1
 	l2hi := math.Ceil(math.Log2(hi))
 	x := func(v float64) float64 {
 		return left + (math.Log2(v)-l2lo)/(l2hi-l2lo)*plotW
@@ -397,7 +422,11 @@ func (rep *report) svg() string {
 			stroke, sw = "#333", 1.5
 		}
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="%s" stroke-width="%.1f"/>`+"\n", xx, top-6, xx, axisY, stroke, sw)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s×</text>`+"\n", xx, axisY+18, trimFloat(v))
+		label := trimFloat(v)
+		if v < 1 {
+			label = fmt.Sprintf("1/%.0f", 1/v)
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s×</text>`+"\n", xx, axisY+18, label)
 	}
 	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle" fill="#444">right of 1×: tcpstate is ahead; left: behind</text>`+"\n", left+plotW/2, axisY+40)
 	for i, r := range rows {
@@ -418,6 +447,16 @@ func (rep *report) svg() string {
 			tx, anchor := x(a)+4, "start"
 			if a < 1 {
 				tx, anchor = x(a)-4, "end"
+			}
+			// Keep the figure clear of the target mark.
+			if r.w.target > 0 && r.w.targetVs == vs {
+				t := r.w.target
+				if r.w.lowerBetter {
+					t = 1 / t
+				}
+				if xt := x(t); anchor == "start" && xt > tx-6 && xt < tx+40 {
+					tx = xt + 8
+				}
 			}
 			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="%s" font-size="11">%s×</text>`+"\n", tx, by+barH-3, anchor, fmt.Sprintf("%.2f", a))
 			if r.w.target > 0 && r.w.targetVs == vs {

@@ -395,7 +395,8 @@ func profileAll(ctx context.Context, o options, sel []*workload, env *tunEnv) er
 		case "mem":
 			v, err := measureMem(ctx, w, sysTcpstate, o.dur, prefix)
 			if err != nil {
-				return fmt.Errorf("%s: %w", w.name, err)
+				fmt.Printf("  %s: %v\n", w.name, err)
+				continue
 			}
 			fmt.Printf("  %s: %s %s, %s.{cpu,allocs}.pprof\n", w.name, formatValue(v, w.unit), w.unit, prefix)
 		case "heap":
@@ -405,7 +406,8 @@ func profileAll(ctx context.Context, o options, sel []*workload, env *tunEnv) er
 			var hr heapResult
 			if err := runChild(ctx, 2*time.Minute, &hr, "", "-child", "heap", "-system", sysTcpstate,
 				"-n", fmt.Sprint(o.pairs), "-profile", filepath.Join(dir, sysTcpstate)); err != nil {
-				return err
+				fmt.Printf("  %s: %v\n", w.name, err)
+				continue
 			}
 			fmt.Printf("  %s: %.0f B/pair, %s\n", w.name, hr.HeapPerPair, filepath.Join(dir, sysTcpstate+"-heap.inuse.pprof"))
 		case "tun":
