@@ -110,13 +110,17 @@ type side struct {
 }
 
 // Entry is one conntrack entry for a TCP connection.
+//
+// An Entry is kept small, as a tracker holds one per connection: the
+// settings are shared (a pointer, one copy for the defaults), the deadline
+// is in Unix nanoseconds, and the counters are 32 bits.
 type Entry struct {
-	cfg Config
+	cfg *Config
 
 	alive    bool
 	rev      bool // the entry's ORIGINAL is the caller's Reply direction
 	state    State
-	deadline time.Time
+	deadline int64 // Unix nanoseconds
 	assured  bool // IPS_ASSURED_BIT
 	replied  bool // IPS_SEEN_REPLY_BIT
 	last     Outcome
@@ -130,7 +134,7 @@ type Entry struct {
 	lastAck   seqnum.Value
 	lastEnd   seqnum.Value
 	lastWin   uint16
-	retrans   int
+	retrans   int32
 	simOpen   bool // IP_CT_TCP_SIMULTANEOUS_OPEN in last_flags
 	challenge bool // IP_CT_EXP_CHALLENGE_ACK in last_flags
 }
@@ -149,7 +153,7 @@ func New(first Packet) (*Entry, bool) {
 // (picked up mid-stream); SYN+ACK, FIN+ACK and RST create nothing. The
 // packet's Dir is ignored: the first packet defines Original.
 func NewWithConfig(first Packet, cfg Config) (*Entry, bool) {
-	e := &Entry{cfg: cfg}
+	e := &Entry{cfg: shared(cfg)}
 	first.Dir = Original
 	if !e.create(first) {
 		return nil, false
@@ -166,7 +170,7 @@ func NewWithConfig(first Packet, cfg Config) (*Entry, bool) {
 // first packet of a new entry, exactly as New treats it, and LastOutcome
 // reports Created or Refused.
 func (e *Entry) Update(p Packet) {
-	if !e.alive || !p.T.Before(e.deadline) {
+	if !e.alive || p.T.UnixNano() >= e.deadline {
 		e.recreate(p)
 		return
 	}
@@ -178,10 +182,11 @@ func (e *Entry) Update(p Packet) {
 // its deadline (nf_ct_is_expired counts an entry whose timeout equals now as
 // expired) and after a deletion; then At returns "", 0, false.
 func (e *Entry) At(t time.Time) (state string, expire time.Duration, alive bool) {
-	if !e.alive || !t.Before(e.deadline) {
+	now := t.UnixNano()
+	if !e.alive || now >= e.deadline {
 		return "", 0, false
 	}
-	return e.state.String(), e.deadline.Sub(t), true
+	return e.state.String(), time.Duration(e.deadline - now), true
 }
 
 // State is the entry's current state, whatever the time.
@@ -206,7 +211,20 @@ func (e *Entry) LastOutcome() Outcome { return e.last }
 
 // Retrans is the kernel's retransmission counter: how many identical
 // ACK-class packets in a row were seen.
-func (e *Entry) Retrans() int { return e.retrans }
+func (e *Entry) Retrans() int { return int(e.retrans) }
+
+// defaults is the one copy of Defaults that entries created with the
+// default settings share.
+var defaults = Defaults()
+
+// shared returns a pointer to settings equal to cfg: the shared defaults
+// when they are, else a copy of cfg.
+func shared(cfg Config) *Config {
+	if cfg == defaults {
+		return &defaults
+	}
+	return &cfg
+}
 
 // recreate handles a packet when the kernel has no entry: it may create one.
 func (e *Entry) recreate(p Packet) {
@@ -536,10 +554,10 @@ func (e *Entry) commit(p Packet, dir Dir, idx class, old, next State) {
 		e.sides[dir].closeInit = true
 	}
 
-	c := &e.cfg
+	c := e.cfg
 	timeout := c.timeout(next)
 	switch {
-	case e.retrans >= c.MaxRetransCount && timeout > c.MaxRetrans:
+	case int(e.retrans) >= c.MaxRetransCount && timeout > c.MaxRetrans:
 		timeout = c.MaxRetrans
 	case idx == clsRst:
 		timeout = c.Close
@@ -570,7 +588,7 @@ func (e *Entry) commit(p Packet, dir Dir, idx class, old, next State) {
 	} else if !e.assured && (old == SynRecv || old == Established) && next == Established {
 		e.assured = true
 	}
-	e.deadline = p.T.Add(timeout)
+	e.deadline = p.T.Add(timeout).UnixNano()
 	e.markReplied(dir)
 }
 

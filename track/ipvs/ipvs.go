@@ -83,13 +83,17 @@ func (o Outcome) String() string {
 }
 
 // Entry is the director's connection entry for one TCP connection.
+//
+// An Entry is kept small, as a tracker holds one per connection: the
+// settings are shared (a pointer, one copy for the defaults) and the
+// deadline is in Unix nanoseconds.
 type Entry struct {
-	cfg      Config
+	cfg      *Config
 	mode     Mode
 	alive    bool
 	noOutput bool // IP_VS_CONN_F_NOOUTPUT
 	state    State
-	deadline time.Time
+	deadline int64 // Unix nanoseconds
 	last     Outcome
 }
 
@@ -106,7 +110,7 @@ func New(first Packet, mode Mode) (*Entry, bool) {
 // entry starts in NONE and the packet is applied to it at once, so a SYN
 // leaves it in SYN_RECV.
 func NewWithConfig(first Packet, mode Mode, cfg Config) (*Entry, bool) {
-	e := &Entry{cfg: cfg, mode: mode}
+	e := &Entry{cfg: shared(cfg), mode: mode}
 	if !e.create(first) {
 		return nil, false
 	}
@@ -137,7 +141,7 @@ func (e *Entry) Update(p Packet) {
 		e.last = Unseen
 		return
 	}
-	if !e.alive || !p.T.Before(e.deadline) {
+	if !e.alive || p.T.UnixNano() >= e.deadline {
 		e.create(p)
 		return
 	}
@@ -164,7 +168,20 @@ func (e *Entry) step(p Packet) {
 		next = transitions[off][e.state][c]
 	}
 	e.state = next
-	e.deadline = p.T.Add(e.cfg.timeout(next))
+	e.deadline = p.T.Add(e.cfg.timeout(next)).UnixNano()
+}
+
+// defaults is the one copy of Defaults that entries created with the
+// default settings share.
+var defaults = Defaults()
+
+// shared returns a pointer to settings equal to cfg: the shared defaults
+// when they are, else a copy of cfg.
+func shared(cfg Config) *Config {
+	if cfg == defaults {
+		return &defaults
+	}
+	return &cfg
 }
 
 // flagClass is tcp_state_idx: RST wins, then SYN, then FIN, then ACK.
@@ -187,10 +204,11 @@ func flagClass(f header.TCPFlags) (class, bool) {
 // entry exists. The entry is gone from its deadline on; then At returns "",
 // 0, false.
 func (e *Entry) At(t time.Time) (state string, expire time.Duration, alive bool) {
-	if !e.alive || !t.Before(e.deadline) {
+	now := t.UnixNano()
+	if !e.alive || now >= e.deadline {
 		return "", 0, false
 	}
-	return e.state.String(), e.deadline.Sub(t), true
+	return e.state.String(), time.Duration(e.deadline - now), true
 }
 
 // State is the entry's current state, whatever the time.

@@ -74,16 +74,16 @@ type endpoint struct {
 	start        seqnum.Value // start_seq
 	last         seqnum.Value // last_seq: one past the highest sequence sent
 	ack          seqnum.Value // ack_seq: the highest ACK the peer sent for it
-	lastSYN      int64        // hist_last_SYN
 	lastFIN      int64        // hist_last_FIN
-	lastRST      int64        // hist_last_RST
-	finCnt       int          // FIN_cnt
+	lastSYN      int32        // hist_last_SYN (a relative sequence number: 32 bits)
+	lastRST      int32        // hist_last_RST
+	finCnt       uint32       // FIN_cnt (saturating)
 	rxmt, rxmtTh uint32       // retransmissions and the next threshold
 	win0, win0Th uint32       // zero windows
 	chk, chkTh   uint32       // bad checksums
 }
 
-func newEndpoint() *endpoint { return &endpoint{rxmtTh: 1, win0Th: 1, chkTh: 1} }
+func newEndpoint() endpoint { return endpoint{rxmtTh: 1, win0Th: 1, chkTh: 1} }
 
 // setState is TCP_Endpoint::SetState: prev_state changes only on a change.
 func (e *endpoint) setState(s EndpointState) {
@@ -118,7 +118,8 @@ type Flow struct {
 	likely  func(port uint16) bool
 	started bool
 	flipped bool
-	ep      [2]*endpoint // [0] the originator, [1] the responder (current roles)
+	ep      [2]endpoint // the endpoints, held by value so a Flow is one allocation
+	orig    uint8       // index in ep of Zeek's current originator (the other is the responder)
 	hist    []byte
 	seen    uint32 // hist_seen: one bit per (letter, role)
 }
@@ -134,7 +135,7 @@ func NewWithServerPorts(likely func(port uint16) bool) *Flow {
 	if likely == nil {
 		likely = func(uint16) bool { return false }
 	}
-	return &Flow{likely: likely, ep: [2]*endpoint{newEndpoint(), newEndpoint()}}
+	return &Flow{likely: likely, ep: [2]endpoint{newEndpoint(), newEndpoint()}}
 }
 
 // DefaultLikelyServerPort reports whether port is in the part of Zeek's
@@ -162,10 +163,13 @@ func (f *Flow) History() string { return string(f.hist) }
 
 // OrigState and RespState are the endpoint states of Zeek's current
 // originator and responder.
-func (f *Flow) OrigState() EndpointState { return f.ep[0].state }
+func (f *Flow) OrigState() EndpointState { return f.role(0).state }
 
 // RespState: see OrigState.
-func (f *Flow) RespState() EndpointState { return f.ep[1].state }
+func (f *Flow) RespState() EndpointState { return f.role(1).state }
+
+// role returns the originator (r = 0) or the responder (r = 1).
+func (f *Flow) role(r uint8) *endpoint { return &f.ep[f.orig^r] }
 
 // State is the conn_state Zeek would log if the connection ended now; ""
 // before any packet.
@@ -173,7 +177,7 @@ func (f *Flow) State() string {
 	if !f.started {
 		return ""
 	}
-	o, r := f.ep[0], f.ep[1]
+	o, r := f.role(0), f.role(1)
 	c := connView{os: o.state, rs: r.state, origSize: o.size(r), respSize: r.size(o),
 		synThenRst: synThenRst(string(f.hist))}
 	for _, rule := range connStateRules {
@@ -239,7 +243,7 @@ func (f *Flow) scaled(orig bool, code byte, count, threshold *uint32) {
 // flip is FlipRoles: swap originator and responder, note '^'.
 func (f *Flow) flip() {
 	f.flipped = !f.flipped
-	f.ep[0], f.ep[1] = f.ep[1], f.ep[0]
+	f.orig ^= 1
 	f.hist = append(f.hist, '^')
 }
 
@@ -261,9 +265,9 @@ func (f *Flow) Packet(p Packet) {
 		}
 	}
 	orig := (p.Dir == Forward) != f.flipped
-	ep, peer := f.ep[1], f.ep[0]
+	ep, peer := f.role(1), f.role(0)
 	if orig {
-		ep, peer = f.ep[0], f.ep[1]
+		ep, peer = f.role(0), f.role(1)
 	}
 	if p.BadChecksum {
 		f.scaled(orig, 'C', &ep.chk, &ep.chkTh)
@@ -295,7 +299,9 @@ func (f *Flow) Packet(p Packet) {
 		f.scaled(orig, 'W', &ep.win0, &ep.win0Th)
 	}
 	if fin {
-		ep.finCnt++
+		if ep.finCnt < ^uint32(0) {
+			ep.finCnt++
+		}
 	}
 	if ack {
 		if peer.state == Inactive {
@@ -361,10 +367,10 @@ func (f *Flow) updateHistory(orig bool, ep *endpoint, syn, ack, fin, rst bool, r
 			if ack {
 				code = 'H'
 			}
-			if f.checkHistory(orig, histSYN, code) && rel != ep.lastSYN {
+			if f.checkHistory(orig, histSYN, code) && rel != int64(ep.lastSYN) {
 				f.addHistory(orig, code)
 			}
-			ep.lastSYN = rel
+			ep.lastSYN = int32(rel)
 		}
 		if fin {
 			// A FIN's sequence number is after its data.
@@ -374,10 +380,10 @@ func (f *Flow) updateHistory(orig bool, ep *endpoint, syn, ack, fin, rst bool, r
 			ep.lastFIN = rel + int64(n)
 		}
 		if rst {
-			if f.checkHistory(orig, histRST, 'R') && rel != ep.lastRST {
+			if f.checkHistory(orig, histRST, 'R') && rel != int64(ep.lastRST) {
 				f.addHistory(orig, 'R')
 			}
-			ep.lastRST = rel
+			ep.lastRST = int32(rel)
 		}
 	default:
 		if n > 0 {
@@ -436,7 +442,7 @@ func (f *Flow) stateMachine(orig bool, ep, peer *endpoint, p Packet, syn, ack, f
 			ep.setState(Reset)
 		}
 		if ep.state == Inactive {
-			o := f.ep[0]
+			o := f.role(0)
 			switch {
 			case !orig && n == 0 && o.state == SynSent:
 				// An ACK for the SYN before the SYN,ACK: not a partial start.

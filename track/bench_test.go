@@ -1,0 +1,232 @@
+package track
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tcpstate/tcpstate/header"
+	"github.com/tcpstate/tcpstate/seqnum"
+	"github.com/tcpstate/tcpstate/tcp"
+	"github.com/tcpstate/tcpstate/track/capture"
+	"github.com/tcpstate/tcpstate/track/tracktest"
+)
+
+// benchCapture is the 2,000,000-packet capture the benchmarks share,
+// written once per process.
+var benchCapture struct {
+	once sync.Once
+	path string
+	st   tracktest.Stats
+	err  error
+}
+
+func bigCapture(b *testing.B) (string, tracktest.Stats) {
+	benchCapture.once.Do(func() {
+		dir, err := os.MkdirTemp("", "trackbench")
+		if err != nil {
+			benchCapture.err = err
+			return
+		}
+		p := filepath.Join(dir, "big.pcap")
+		f, err := os.Create(p)
+		if err != nil {
+			benchCapture.err = err
+			return
+		}
+		benchCapture.st, benchCapture.err = tracktest.Write(f, tracktest.Config{Seed: 1, Packets: 2_000_000})
+		if err := f.Close(); benchCapture.err == nil {
+			benchCapture.err = err
+		}
+		benchCapture.path = p
+	})
+	if benchCapture.err != nil {
+		b.Fatal(benchCapture.err)
+	}
+	return benchCapture.path, benchCapture.st
+}
+
+// trackPath reads the capture at path into a new tracker with cfg.
+func trackPath(path string, cfg Config) (*Tracker, error) {
+	rd, err := capture.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	tr := New(cfg)
+	for {
+		p, err := rd.Next()
+		if err == io.EOF {
+			return tr, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		tr.Feed(p)
+	}
+}
+
+// BenchmarkCapture reads a 2,000,000-packet capture and writes every
+// connection as JSON, reporting packets/s; then it times
+// `tshark -r FILE -q -z conv,tcp` on the same file once and reports the
+// ratio and both connection counts (tshark's as tshark_conns).
+func BenchmarkCapture(b *testing.B) {
+	path, st := bigCapture(b)
+	b.SetBytes(st.Bytes)
+	b.ReportAllocs()
+	var conns int
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		tr, err := trackPath(path, Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		views := tr.Snapshot(tr.Last())
+		if err := WriteJSON(io.Discard, views); err != nil {
+			b.Fatal(err)
+		}
+		conns = len(views)
+	}
+	per := time.Since(start) / time.Duration(b.N)
+	b.StopTimer()
+	b.ReportMetric(float64(st.Packets)/per.Seconds(), "packets/s")
+	b.ReportMetric(float64(conns), "conns")
+	if conns != st.Conns {
+		b.Errorf("tracked %d connections, the generator wrote %d", conns, st.Conns)
+	}
+	if _, err := exec.LookPath("tshark"); err != nil {
+		b.Logf("no tshark: no comparison (%v)", err)
+		return
+	}
+	t0 := time.Now()
+	out, err := exec.Command("tshark", "-r", path, "-q", "-z", "conv,tcp").Output()
+	if err != nil {
+		b.Fatalf("tshark: %v", err)
+	}
+	ts := time.Since(t0)
+	n := strings.Count(string(out), "<->")
+	b.ReportMetric(float64(n), "tshark_conns")
+	b.ReportMetric(ts.Seconds()/per.Seconds(), "x_tshark")
+	if n != conns {
+		b.Errorf("tshark counts %d connections, the tracker %d", n, conns)
+	}
+}
+
+// handshakes feeds n handshakes (SYN, SYN,ACK, ACK), each on its own
+// 4-tuple, all left open.
+func handshakes(tr *Tracker, n int) {
+	var p capture.Packet
+	t := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	srv := netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, 1}), 443)
+	for i := range n {
+		var a [4]byte
+		binary.BigEndian.PutUint32(a[:], 0x0a000000+uint32(i))
+		cl := netip.AddrPortFrom(netip.AddrFrom4(a), uint16(32768+i%28000))
+		t = t.Add(time.Microsecond)
+		p = capture.Packet{T: t, Src: cl, Dst: srv, Flags: header.SYN, Seq: 1000, Window: 64240}
+		p.Options.HasWindowScale, p.Options.WindowScale = true, 7
+		tr.Feed(&p)
+		p = capture.Packet{T: t, Src: srv, Dst: cl, Flags: header.SYN | header.ACK, Seq: 5000, Ack: 1001, Window: 65160}
+		p.Options.HasWindowScale, p.Options.WindowScale = true, 7
+		tr.Feed(&p)
+		p = capture.Packet{T: t, Src: cl, Dst: srv, Flags: header.ACK, Seq: seqnum.Value(1001), Ack: 5001, Window: 502}
+		tr.Feed(&p)
+	}
+}
+
+// BenchmarkConnMemory holds 1,000,000 concurrent connections and reports
+// the heap they take per connection (bytes/conn).
+func BenchmarkConnMemory(b *testing.B) {
+	const n = 1_000_000
+	for range b.N {
+		runtime.GC()
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		tr := New(Config{})
+		handshakes(tr, n)
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/n, "bytes/conn")
+		if got := len(tr.Snapshot(tr.Last())); got != n {
+			b.Fatalf("%d connections, want %d", got, n)
+		}
+		runtime.KeepAlive(tr)
+	}
+}
+
+// TestGeneratedCapture checks the generator and that the tracker counts
+// as many connections as it wrote, with the kinds it wrote.
+func TestGeneratedCapture(t *testing.T) {
+	var buf, again bytes.Buffer
+	st, err := tracktest.Write(&buf, tracktest.Config{Seed: 7, Packets: 20000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tracktest.Write(&again, tracktest.Config{Seed: 7, Packets: 20000}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), again.Bytes()) {
+		t.Error("the same seed gave different captures")
+	}
+	if st.Packets < 20000 || int64(buf.Len()) != st.Bytes || st.IPv6 == 0 || st.Refused == 0 || st.Aborted == 0 ||
+		st.LeftOpen == 0 || st.MidStream == 0 || st.Retransmissions == 0 {
+		t.Fatalf("stats %+v, file %d bytes", st, buf.Len())
+	}
+	rd, err := capture.NewReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := New(Config{})
+	for {
+		p, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.Feed(p)
+	}
+	if tr.Packets() != uint64(st.Packets) {
+		t.Errorf("tracker fed %d packets, generator wrote %d", tr.Packets(), st.Packets)
+	}
+	views := tr.Snapshot(tr.Last())
+	if len(views) != st.Conns {
+		t.Errorf("%d connections tracked, %d generated", len(views), st.Conns)
+	}
+	var v6, mid, refused, open int
+	var retrans uint64
+	for i := range views {
+		v := &views[i]
+		if v.Client.Addr().Is6() {
+			v6++
+		}
+		if v.MidStream {
+			mid++
+		}
+		if v.ZeekState == "REJ" {
+			refused++
+		}
+		if v.ClientState == tcp.Established && v.ServerState == tcp.Established {
+			open++
+		}
+		retrans += v.Retrans[C2S] + v.Retrans[S2C]
+	}
+	if v6 != st.IPv6 || mid != st.MidStream || refused != st.Refused || open < st.LeftOpen {
+		t.Errorf("IPv6 %d/%d, mid-stream %d/%d, refused %d/%d, open %d (>= %d left open)",
+			v6, st.IPv6, mid, st.MidStream, refused, st.Refused, open, st.LeftOpen)
+	}
+	if retrans != uint64(st.Retransmissions) {
+		t.Errorf("%d retransmissions counted, %d generated", retrans, st.Retransmissions)
+	}
+}
