@@ -121,8 +121,8 @@ type Entry struct {
 	rev      bool // the entry's ORIGINAL is the caller's Reply direction
 	state    State
 	deadline int64 // Unix nanoseconds
-	assured  bool // IPS_ASSURED_BIT
-	replied  bool // IPS_SEEN_REPLY_BIT
+	assured  bool  // IPS_ASSURED_BIT
+	replied  bool  // IPS_SEEN_REPLY_BIT
 	last     Outcome
 
 	sides [2]side
