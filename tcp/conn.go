@@ -69,6 +69,8 @@ type Conn struct {
 	sndShift, rcvShift uint8 // window scale: the peer's, applied to SEG.WND; ours
 	tsRecent           uint32
 	tsOffset           uint32
+	tsLast             uint32 // the last TSval sent, once tsSent
+	tsSent             bool
 	lastAckSent        seqnum.Value
 
 	// The retransmission timer's estimator (RFC 6298).

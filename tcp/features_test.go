@@ -582,3 +582,21 @@ func TestStatesNamed(t *testing.T) {
 		t.Error("StatesNamed accepted a made-up state")
 	}
 }
+
+// TestTimestampClockMonotone: handed a time earlier than one it has used
+// (a runtime's batch clock), the connection still sends a TSval no lower
+// than its last, so the peer's PAWS test never drops it (RFC 7323 §5.4).
+func TestTimestampClockMonotone(t *testing.T) {
+	now, ca, cb, la, lb := loopPair(t, &Config{AckDelay: -1})
+	ca.Write(now.Add(50*time.Millisecond), []byte("later"))
+	first := la.q[len(la.q)-1].Options.TSVal
+	ca.Write(now.Add(10*time.Millisecond), []byte("earlier"))
+	second := la.q[len(la.q)-1].Options.TSVal
+	if !la.q[len(la.q)-1].Options.HasTimestamps || int32(second-first) < 0 {
+		t.Fatalf("TSval went from %d back to %d", first, second)
+	}
+	pump(now.Add(50*time.Millisecond), la, lb)
+	if got := cb.Readable(); got != len("later")+len("earlier") {
+		t.Fatalf("peer took %d bytes; PAWS dropped a segment", got)
+	}
+}

@@ -77,9 +77,19 @@ func (c *Conn) takeSynOptions(seg *Segment) {
 }
 
 // tsNow is our timestamp clock: milliseconds, offset per connection so
-// that timestamps do not reveal the host's clock (RFC 7323 §5.4).
+// that timestamps do not reveal the host's clock (RFC 7323 §5.4). The
+// clock must not run backwards (RFC 7323 §5.4: "monotone non-decreasing"),
+// or the peer's PAWS test drops our segments; a runtime may hand a
+// connection a time read before one it has already used (a batch of
+// packets read at one instant, an application's call in between), so the
+// value never goes below the last one sent.
 func (c *Conn) tsNow(now time.Time) uint32 {
-	return uint32(now.UnixMilli()) + c.tsOffset
+	v := uint32(now.UnixMilli()) + c.tsOffset
+	if c.tsSent && int32(v-c.tsLast) < 0 {
+		v = c.tsLast
+	}
+	c.tsLast, c.tsSent = v, true
+	return v
 }
 
 // segOptions fills in the options of a non-SYN segment: timestamps, and
