@@ -587,10 +587,14 @@ func TestStatesNamed(t *testing.T) {
 // (a runtime's batch clock), the connection still sends a TSval no lower
 // than its last, so the peer's PAWS test never drops it (RFC 7323 §5.4).
 func TestTimestampClockMonotone(t *testing.T) {
-	now, ca, cb, la, lb := loopPair(t, &Config{AckDelay: -1})
+	now, ca, cb, la, lb := loopPair(t, &Config{AckDelay: -1, NoDelay: true})
 	ca.Write(now.Add(50*time.Millisecond), []byte("later"))
 	first := la.q[len(la.q)-1].Options.TSVal
+	pump(now.Add(50*time.Millisecond), la, lb)
 	ca.Write(now.Add(10*time.Millisecond), []byte("earlier"))
+	if len(la.q) == 0 {
+		t.Fatal("the second write sent nothing")
+	}
 	second := la.q[len(la.q)-1].Options.TSVal
 	if !la.q[len(la.q)-1].Options.HasTimestamps || int32(second-first) < 0 {
 		t.Fatalf("TSval went from %d back to %d", first, second)
