@@ -28,6 +28,9 @@ type Listener struct {
 	mu       sync.Mutex
 	synQueue map[*Conn]struct{} // half-open: SYN-RECEIVED
 	accept   chan *Conn
+	// overflow holds connections whose handshake completed while the
+	// accept queue was full, in order, until Accept makes room.
+	overflow []*Conn
 	closed   chan struct{}
 	isClosed bool
 }
@@ -142,6 +145,7 @@ func (l *Listener) AcceptTCP() (*Conn, error) {
 	for {
 		select {
 		case c := <-l.accept:
+			l.refill()
 			c.mu.Lock()
 			c.l = nil
 			st := c.tc.State()
@@ -156,6 +160,25 @@ func (l *Listener) AcceptTCP() (*Conn, error) {
 	}
 }
 
+// refill moves waiting connections from the overflow list into the accept
+// queue, as far as it has room.
+func (l *Listener) refill() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for len(l.overflow) > 0 {
+		select {
+		case l.accept <- l.overflow[0]:
+			l.overflow[0] = nil
+			l.overflow = l.overflow[1:]
+		default:
+			return
+		}
+	}
+}
+
+// full reports whether the accept queue has no room. l.mu is held.
+func (l *Listener) full() bool { return len(l.overflow) > 0 || len(l.accept) == cap(l.accept) }
+
 // Addr returns the listening address as a *net.TCPAddr.
 func (l *Listener) Addr() net.Addr { return net.TCPAddrFromAddrPort(l.addr) }
 
@@ -168,10 +191,12 @@ func (l *Listener) Close() error {
 	}
 	l.isClosed = true
 	close(l.closed)
-	pending := make([]*Conn, 0, len(l.synQueue))
+	pending := make([]*Conn, 0, len(l.synQueue)+len(l.overflow))
 	for c := range l.synQueue {
 		pending = append(pending, c)
 	}
+	pending = append(pending, l.overflow...)
+	l.overflow = nil
 	l.mu.Unlock()
 	l.s.mu.Lock()
 	if l.s.listeners[l.addr] == l {
@@ -203,8 +228,16 @@ func (l *Listener) handleSyn(now time.Time, id tcp.Tuple, seg *tcp.Segment) {
 		}
 		return
 	}
-	full := len(l.synQueue) >= l.backlog
-	if full {
+	if l.full() {
+		// The application is not accepting as fast as connections
+		// arrive. As Linux does (tcp_conn_request), drop the SYN, even
+		// with cookies: the client tries again in a second, and no
+		// connection completes its handshake only to find no room.
+		l.mu.Unlock()
+		s.st.dropListenOverflow.Add(1)
+		return
+	}
+	if len(l.synQueue) >= l.backlog {
 		l.mu.Unlock()
 		if !s.opts.NoSynCookies {
 			l.sendCookie(now, id, seg)
@@ -237,30 +270,40 @@ func (l *Listener) handleSyn(now time.Time, id tcp.Tuple, seg *tcp.Segment) {
 }
 
 // enqueue moves a connection whose handshake completed from the SYN queue
-// to the accept queue. c.mu is held.
+// to the accept queue, or behind it when it is full: SYNs are not taken
+// while it is (handleSyn), so the connections waiting there are at most
+// those whose handshakes were under way. c.mu is held.
 func (l *Listener) enqueue(c *Conn) {
 	l.mu.Lock()
 	delete(l.synQueue, c)
-	closed := l.isClosed
-	l.mu.Unlock()
-	if !closed {
-		select {
-		case l.accept <- c:
-			return
-		default:
+	if !l.isClosed {
+		if len(l.overflow) == 0 {
+			select {
+			case l.accept <- c:
+				l.mu.Unlock()
+				return
+			default:
+			}
 		}
+		l.overflow = append(l.overflow, c)
+		l.mu.Unlock()
+		return
 	}
-	// The accept queue is full (or the listener gone): refuse the
-	// connection with RST, as Linux does with tcp_abort_on_overflow.
-	l.s.st.dropListenOverflow.Add(1)
-	now := time.Now()
-	c.tc.Abort(now)
+	l.mu.Unlock()
+	// The listener is gone: refuse the connection with RST.
+	c.tc.Abort(time.Now())
 }
 
-// forget drops a connection from the SYN queue.
+// forget drops a connection from the SYN queue and the overflow list.
 func (l *Listener) forget(c *Conn) {
 	l.mu.Lock()
 	delete(l.synQueue, c)
+	for i, o := range l.overflow {
+		if o == c {
+			l.overflow = append(l.overflow[:i], l.overflow[i+1:]...)
+			break
+		}
+	}
 	l.mu.Unlock()
 }
 

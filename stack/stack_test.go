@@ -316,3 +316,47 @@ func TestFinWait2Orphan(t *testing.T) {
 		t.Fatalf("state %v (saw FIN-WAIT-2: %v), want CLOSED after the orphan timeout", st, sawFW2)
 	}
 }
+
+// TestAcceptQueueFull: connections arriving faster than the application
+// accepts are held back, never reset: while the accept queue is full SYNs
+// are dropped (the clients retry), as Linux does, and every connection is
+// accepted in the end and carries data.
+func TestAcceptQueueFull(t *testing.T) {
+	a, b := twoStacks(t, pipe.Config{}, Options{Backlog: 2})
+	ln, err := b.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	dialed := make(chan error, n)
+	for range n {
+		go func() {
+			c, err := a.DialContext(ctxT(t), "tcp", "10.0.0.2:80")
+			if err == nil {
+				_, err = c.Write([]byte("x"))
+			}
+			dialed <- err
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // let the queue fill
+	for i := range n {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 1)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatalf("accepted connection %d: %v", i, err)
+		}
+	}
+	for range n {
+		if err := <-dialed; err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := b.Stats()
+	if st.OutRsts != 0 || st.DropListenOverflow == 0 {
+		t.Errorf("server sent %d RSTs and dropped %d SYNs; want none reset, some SYNs dropped", st.OutRsts, st.DropListenOverflow)
+	}
+}
