@@ -1,31 +1,57 @@
 package tcp
 
 // ring is a byte ring buffer: the connection's send and receive queues.
-// Its storage is allocated on first use, so an idle connection holds none.
-// Bytes are copied once, between the user's slice and the ring; segments
-// refer to the ring's storage through peek.
+//
+// Its capacity, size, is what the window is reckoned from; its storage
+// starts small on first use and doubles as data needs it, up to size. An
+// idle connection holds none, and one that only ever exchanges small
+// requests and answers never pays for a full window's memory (nor for
+// clearing it). Bytes are copied once, between the user's slice and the
+// ring; segments refer to the ring's storage through peek.
 type ring struct {
 	buf  []byte
-	head int // index of the first byte
+	head int // index in buf of the first byte
 	n    int // bytes held
-	size int // capacity once allocated
+	size int // capacity
 }
+
+// ringInitial is the storage a ring starts with; it grows by doubling.
+const ringInitial = 4 << 10
 
 func newRing(size int) ring { return ring{size: size} }
 
 func (r *ring) len() int  { return r.n }
 func (r *ring) free() int { return r.size - r.n }
 
+// reserve makes the storage hold at least end bytes past the head (end is
+// at most size), keeping every byte at its place relative to the head.
+func (r *ring) reserve(end int) {
+	if end <= len(r.buf) {
+		return
+	}
+	c := max(len(r.buf), ringInitial)
+	for c < end {
+		c *= 2
+	}
+	c = min(c, r.size)
+	nb := make([]byte, c)
+	if old := len(r.buf); old > 0 {
+		// Lay the old storage out from the head: queued bytes and any
+		// out-of-order data past them keep their offsets.
+		k := copy(nb, r.buf[r.head:])
+		copy(nb[k:old], r.buf[:r.head])
+	}
+	r.buf, r.head = nb, 0
+}
+
 // write appends as much of p as fits and returns how much that was.
 func (r *ring) write(p []byte) int {
-	if len(p) == 0 {
+	n := min(len(p), r.free())
+	if n == 0 {
 		return 0
 	}
-	if r.buf == nil {
-		r.buf = make([]byte, r.size)
-	}
-	n := min(len(p), r.free())
-	tail := (r.head + r.n) % r.size
+	r.reserve(r.n + n)
+	tail := (r.head + r.n) % len(r.buf)
 	c := copy(r.buf[tail:], p[:n])
 	copy(r.buf, p[c:n])
 	r.n += n
@@ -49,8 +75,8 @@ func (r *ring) read(p []byte) int {
 func (r *ring) discard(n int) {
 	n = min(n, r.n)
 	r.n -= n
-	if r.size > 0 {
-		r.head = (r.head + n) % r.size
+	if len(r.buf) > 0 {
+		r.head = (r.head + n) % len(r.buf)
 	}
 }
 
@@ -62,8 +88,8 @@ func (r *ring) peek(off, n int) []byte {
 		return nil
 	}
 	n = min(n, r.n-off)
-	start := (r.head + off) % r.size
-	n = min(n, r.size-start)
+	start := (r.head + off) % len(r.buf)
+	n = min(n, len(r.buf)-start)
 	return r.buf[start : start+n]
 }
 
@@ -79,11 +105,9 @@ func (r *ring) writeAt(off int, p []byte) int {
 	if off >= r.free() || len(p) == 0 {
 		return 0
 	}
-	if r.buf == nil {
-		r.buf = make([]byte, r.size)
-	}
 	n := min(len(p), r.free()-off)
-	pos := (r.head + r.n + off) % r.size
+	r.reserve(r.n + off + n)
+	pos := (r.head + r.n + off) % len(r.buf)
 	c := copy(r.buf[pos:], p[:n])
 	copy(r.buf, p[c:n])
 	return n
@@ -91,4 +115,8 @@ func (r *ring) writeAt(off int, p []byte) int {
 
 // commit makes the next n bytes after the queued data readable: bytes put
 // there earlier by writeAt.
-func (r *ring) commit(n int) { r.n += min(n, r.free()) }
+func (r *ring) commit(n int) {
+	n = min(n, r.free())
+	r.reserve(r.n + n)
+	r.n += n
+}
