@@ -15,10 +15,10 @@ const maxPending = 8
 // item is a packet from the peer that would change an endpoint's state,
 // as far as the state model needs it.
 type item struct {
-	flags    header.TCPFlags
+	t        int64 // Unix nanoseconds
 	seq, ack seqnum.Value
-	t        time.Time
-	pkt      int // index of the packet in its connection (for the ladder)
+	pkt      int32 // index of the packet in its connection (for the ladder)
+	flags    header.TCPFlags
 }
 
 // end is the sequence number just past what the item occupies: seq+1 for
@@ -39,29 +39,28 @@ type transition struct {
 
 // endpoint is what the tracker infers of one side of a connection.
 type endpoint struct {
-	st      tcp.State // proven state: only proven deliveries applied
-	initial tcp.State // state before the first transition
-	twStart time.Time // when TIME-WAIT began (or was restarted)
+	pend    []item
+	twStart int64     // when TIME-WAIT began (or was restarted), Unix nanoseconds
+	iss     seqnum.Value
+	finSeq  seqnum.Value // the FIN's own sequence number
+	st      tcp.State    // proven state: only proven deliveries applied
+	initial tcp.State    // state before the first transition
 
 	sentSyn, synAcked bool
-	iss               seqnum.Value
 	sentFin, finAcked bool
-	finSeq            seqnum.Value // the FIN's own sequence number
 	rcvSyn, rcvFin    bool
 	sentRst           bool
-
-	pend []item
 }
 
 // recorder receives committed transitions; nil for a belief computation.
 type recorder func(tr transition)
 
-func (e *endpoint) set(to tcp.State, cause string, t time.Time, pkt int, send bool, rec recorder) {
+func (e *endpoint) set(to tcp.State, cause string, t int64, pkt int, send bool, rec recorder) {
 	if e.st == to {
 		return
 	}
 	if rec != nil {
-		rec(transition{from: e.st, to: to, cause: cause, t: t, pkt: pkt, send: send})
+		rec(transition{from: e.st, to: to, cause: cause, t: fromNanos(t), pkt: pkt, send: send})
 	}
 	e.st = to
 	if to == tcp.TimeWait {
@@ -90,7 +89,7 @@ func (e *endpoint) receive(it item, rec recorder) {
 				return
 			}
 		}
-		e.set(tcp.Closed, cause, it.t, it.pkt, false, rec)
+		e.set(tcp.Closed, cause, it.t, int(it.pkt), false, rec)
 		return
 	}
 	if f.Has(header.SYN) {
@@ -99,19 +98,19 @@ func (e *endpoint) receive(it item, rec recorder) {
 		switch e.st {
 		case tcp.Listen:
 			if !f.Has(header.ACK) {
-				e.set(tcp.SynReceived, cause, it.t, it.pkt, false, rec)
+				e.set(tcp.SynReceived, cause, it.t, int(it.pkt), false, rec)
 			}
 		case tcp.SynSent:
 			if acksSyn {
 				e.synAcked = true
-				e.set(tcp.Established, cause, it.t, it.pkt, false, rec)
+				e.set(tcp.Established, cause, it.t, int(it.pkt), false, rec)
 			} else if !f.Has(header.ACK) {
-				e.set(tcp.SynReceived, cause, it.t, it.pkt, false, rec) // simultaneous open
+				e.set(tcp.SynReceived, cause, it.t, int(it.pkt), false, rec) // simultaneous open
 			}
 		case tcp.SynReceived:
 			if acksSyn {
 				e.synAcked = true
-				e.set(tcp.Established, cause, it.t, it.pkt, false, rec)
+				e.set(tcp.Established, cause, it.t, int(it.pkt), false, rec)
 			}
 		}
 		return
@@ -120,18 +119,18 @@ func (e *endpoint) receive(it item, rec recorder) {
 		if e.sentSyn && !e.synAcked && it.ack.GreaterThanEq(e.iss.Add(1)) {
 			e.synAcked = true
 			if e.st == tcp.SynReceived {
-				e.set(tcp.Established, cause, it.t, it.pkt, false, rec)
+				e.set(tcp.Established, cause, it.t, int(it.pkt), false, rec)
 			}
 		}
 		if e.sentFin && !e.finAcked && it.ack.GreaterThanEq(e.finSeq.Add(1)) {
 			e.finAcked = true
 			switch e.st {
 			case tcp.FinWait1:
-				e.set(tcp.FinWait2, cause, it.t, it.pkt, false, rec)
+				e.set(tcp.FinWait2, cause, it.t, int(it.pkt), false, rec)
 			case tcp.Closing:
-				e.set(tcp.TimeWait, cause, it.t, it.pkt, false, rec)
+				e.set(tcp.TimeWait, cause, it.t, int(it.pkt), false, rec)
 			case tcp.LastAck:
-				e.set(tcp.Closed, cause, it.t, it.pkt, false, rec)
+				e.set(tcp.Closed, cause, it.t, int(it.pkt), false, rec)
 			}
 		}
 	}
@@ -139,15 +138,15 @@ func (e *endpoint) receive(it item, rec recorder) {
 		e.rcvFin = true
 		switch e.st {
 		case tcp.Established, tcp.SynReceived:
-			e.set(tcp.CloseWait, cause, it.t, it.pkt, false, rec)
+			e.set(tcp.CloseWait, cause, it.t, int(it.pkt), false, rec)
 		case tcp.FinWait1:
 			if e.finAcked {
-				e.set(tcp.TimeWait, cause, it.t, it.pkt, false, rec)
+				e.set(tcp.TimeWait, cause, it.t, int(it.pkt), false, rec)
 			} else {
-				e.set(tcp.Closing, cause, it.t, it.pkt, false, rec)
+				e.set(tcp.Closing, cause, it.t, int(it.pkt), false, rec)
 			}
 		case tcp.FinWait2:
-			e.set(tcp.TimeWait, cause, it.t, it.pkt, false, rec)
+			e.set(tcp.TimeWait, cause, it.t, int(it.pkt), false, rec)
 		case tcp.TimeWait:
 			e.twStart = it.t // §3.10.7.4: restart the 2MSL timeout
 		}
@@ -188,6 +187,9 @@ func (e *endpoint) deliver(k int, rec recorder) {
 		e.receive(e.pend[i], rec)
 	}
 	e.pend = append(e.pend[:0], e.pend[k+1:]...)
+	if len(e.pend) == 0 {
+		e.pend = nil // free it: most endpoints have nothing pending
+	}
 }
 
 // drop forgets pending items that acknowledged e's sequence number upTo or
@@ -198,7 +200,7 @@ func (e *endpoint) drop(upTo seqnum.Value) []int {
 	out := e.pend[:0]
 	for _, it := range e.pend {
 		if it.flags.Has(header.ACK) && !it.flags.Has(header.RST) && it.ack.GreaterThanEq(upTo) {
-			lost = append(lost, it.pkt)
+			lost = append(lost, int(it.pkt))
 			continue
 		}
 		out = append(out, it)
@@ -209,21 +211,23 @@ func (e *endpoint) drop(upTo seqnum.Value) []int {
 
 // believed is e's state with every pending delivery applied, and TIME-WAIT
 // expired at instant at after tw.
-func (e *endpoint) believed(at time.Time, tw time.Duration) (tcp.State, time.Time) {
+func (e *endpoint) believed(at int64, tw time.Duration) (tcp.State, int64) {
 	c := *e
-	c.pend = nil
-	for _, it := range e.pend {
-		c.receive(it, nil)
+	if len(e.pend) > 0 {
+		c.pend = nil
+		for _, it := range e.pend {
+			c.receive(it, nil)
+		}
 	}
-	if c.st == tcp.TimeWait && !at.Before(c.twStart.Add(tw)) {
-		return tcp.Closed, c.twStart.Add(tw)
+	if c.st == tcp.TimeWait && at >= c.twStart+int64(tw) {
+		return tcp.Closed, c.twStart + int64(tw)
 	}
 	return c.st, c.twStart
 }
 
 // proven is e's state from proven deliveries only, with TIME-WAIT expiry.
-func (e *endpoint) proven(at time.Time, tw time.Duration) tcp.State {
-	if e.st == tcp.TimeWait && !at.Before(e.twStart.Add(tw)) {
+func (e *endpoint) proven(at int64, tw time.Duration) tcp.State {
+	if e.st == tcp.TimeWait && at >= e.twStart+int64(tw) {
 		return tcp.Closed
 	}
 	return e.st

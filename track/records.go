@@ -45,15 +45,17 @@ func (c *Conn) Records() []trace.Record {
 	if !c.keep {
 		return nil
 	}
+	x := c.x
+	first := c.First()
 	hosts := [2]string{HostClient, HostServer}
 	tuples := [2]tcp.Tuple{{Local: c.Client, Remote: c.Server}, {Local: c.Server, Remote: c.Client}}
 	recs := []trace.Record{
 		{Host: HostClient, Addr: c.Client.Addr(), Kind: trace.KindHost, Conn: tuples[0]},
 		{Host: HostServer, Addr: c.Server.Addr(), Kind: trace.KindHost, Conn: tuples[1]},
 	}
-	n := len(c.pkts)
+	n := len(x.pkts)
 	lost := map[int]bool{}
-	for _, k := range c.lost {
+	for _, k := range x.lost {
 		lost[k] = true
 	}
 	// Packets are drawn in the order their sender sent them, as inferred
@@ -64,7 +66,7 @@ func (c *Conn) Records() []trace.Record {
 	for i := range pos {
 		pos[i] = -1
 	}
-	for _, k := range c.order {
+	for _, k := range x.order {
 		if k < n && pos[k] < 0 {
 			pos[k] = len(seq)
 			seq = append(seq, k)
@@ -87,8 +89,8 @@ func (c *Conn) Records() []trace.Record {
 	recvTr = make([][]transition, n)
 	var timers []transition
 	var timerSide []int
-	for d := range c.trans {
-		for _, tr := range c.trans[d] {
+	for d := range x.trans {
+		for _, tr := range x.trans[d] {
 			switch {
 			case tr.pkt < 0 || tr.pkt >= n:
 				timers = append(timers, tr)
@@ -98,9 +100,9 @@ func (c *Conn) Records() []trace.Record {
 			default:
 				recvTr[tr.pkt] = append(recvTr[tr.pkt], tr)
 				if tr.at >= 0 && tr.at < n && pos[tr.at] > pos[tr.pkt] {
-					rcv := 1 - c.pkts[tr.pkt].d
+					rcv := 1 - x.pkts[tr.pkt].d
 					for j := pos[tr.pkt] + 1; j < pos[tr.at]; j++ {
-						if c.pkts[seq[j]].d == rcv {
+						if x.pkts[seq[j]].d == rcv {
 							deliverAt[tr.pkt] = tr.at
 							break
 						}
@@ -117,21 +119,21 @@ func (c *Conn) Records() []trace.Record {
 	}
 	cur := [2]tcp.State{c.ep[0].initial, c.ep[1].initial}
 	state := func(d int, tr transition, step uint64, at time.Time) {
-		recs = append(recs, trace.Record{T: at.Sub(c.First), Step: step, Host: hosts[d], Conn: tuples[d],
+		recs = append(recs, trace.Record{T: at.Sub(first), Step: step, Host: hosts[d], Conn: tuples[d],
 			Kind: trace.KindState, HasState: true, State: tr.to, From: tr.from, To: tr.to, Cause: tr.cause})
 		cur[d] = tr.to
 	}
 	arrive := func(k int, step uint64, at time.Time) {
-		p := &c.pkts[k]
+		p := &x.pkts[k]
 		r := 1 - p.d
-		recs = append(recs, trace.Record{T: at.Sub(c.First), Step: step, Host: hosts[r], Conn: tuples[r],
+		recs = append(recs, trace.Record{T: at.Sub(first), Step: step, Host: hosts[r], Conn: tuples[r],
 			Kind: trace.KindSegmentIn, HasState: true, State: cur[r], Pkt: uint64(k + 1), HasSeg: true, Seg: p.seg, Opts: p.opts})
 		for _, tr := range recvTr[k] {
 			state(r, tr, step, at)
 		}
 	}
 	for i, k := range seq {
-		p := &c.pkts[k]
+		p := &x.pkts[k]
 		step := uint64(i + 1)
 		for _, j := range late[k] {
 			arrive(j, step, p.t)
@@ -139,7 +141,7 @@ func (c *Conn) Records() []trace.Record {
 		for _, tr := range sendTr[k] {
 			state(p.d, tr, step, p.t)
 		}
-		out := trace.Record{T: p.t.Sub(c.First), Step: step, Host: hosts[p.d], Conn: tuples[p.d],
+		out := trace.Record{T: p.t.Sub(first), Step: step, Host: hosts[p.d], Conn: tuples[p.d],
 			Kind: trace.KindSegmentOut, HasState: true, State: cur[p.d], Pkt: uint64(k + 1), HasSeg: true,
 			Seg: p.seg, Opts: p.opts, Retransmit: p.retrans}
 		if p.retrans {
@@ -148,7 +150,7 @@ func (c *Conn) Records() []trace.Record {
 		recs = append(recs, out)
 		switch {
 		case lost[k]:
-			recs = append(recs, trace.Record{T: p.t.Sub(c.First), Step: step, Host: hosts[p.d], Conn: tuples[p.d],
+			recs = append(recs, trace.Record{T: p.t.Sub(first), Step: step, Host: hosts[p.d], Conn: tuples[p.d],
 				Kind: trace.KindLost, Pkt: uint64(k + 1), HasSeg: true, Seg: p.seg,
 				Link: hosts[p.d] + "->" + hosts[1-p.d]})
 		case deliverAt[k] == k:
@@ -163,7 +165,7 @@ func (c *Conn) Records() []trace.Record {
 	step := uint64(n + 1)
 	for _, i := range idx {
 		tr, d := timers[i], timerSide[i]
-		recs = append(recs, trace.Record{T: tr.t.Sub(c.First), Step: step, Host: hosts[d], Conn: tuples[d],
+		recs = append(recs, trace.Record{T: tr.t.Sub(first), Step: step, Host: hosts[d], Conn: tuples[d],
 			Kind: trace.KindTimerFired, HasState: true, State: cur[d], Timer: "2MSL"})
 		state(d, tr, step, tr.t)
 		step++

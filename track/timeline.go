@@ -23,9 +23,10 @@ type Sample struct {
 // connection count.
 func (t *Tracker) Sample(at time.Time) Sample {
 	s := Sample{T: at}
+	now := at.UnixNano()
 	for _, c := range t.conns {
 		for d := range c.ep {
-			st, _ := c.ep[d].believed(at, t.cfg.TimeWait)
+			st, _ := c.ep[d].believed(now, t.cfg.TimeWait)
 			if int(st) < tcp.NumStates {
 				s.Counts[st]++
 			}

@@ -1,6 +1,7 @@
 package track
 
 import (
+	"hash/maphash"
 	"net/netip"
 	"time"
 
@@ -28,26 +29,16 @@ type Config struct {
 	// Keep, when set, selects connections (by client and server, or
 	// either order) whose packets and transitions are kept for Records.
 	Keep func(a, b netip.AddrPort) bool
-}
-
-// flowKey is the unordered 4-tuple: a is the lesser address:port.
-type flowKey struct{ a, b netip.AddrPort }
-
-func keyOf(src, dst netip.AddrPort) flowKey {
-	if src.Compare(dst) <= 0 {
-		return flowKey{src, dst}
-	}
-	return flowKey{dst, src}
-}
-
-// flow is everything kept per 4-tuple: the current connection and the
-// middlebox entries, which belong to the tuple rather than to one
-// incarnation (conntrack and IPVS reuse them when a connection reopens).
-type flow struct {
-	cur     *Conn
-	ct      *conntrack.Entry
-	ctFirst netip.AddrPort // source of the packet that created ct (its Original)
-	vs      *ipvs.Entry
+	// Done, when set, receives each connection once it is final: both
+	// endpoints CLOSED (TIME-WAIT over), nothing pending that could change
+	// a state, and neither conntrack nor IPVS holding an entry for it, so
+	// that its view is the same at every later instant (a later packet
+	// on its tuple starts a new connection). The tracker then forgets it:
+	// it is no longer in Snapshot, Conns or Sample, and memory stays
+	// bounded by the connections alive. Connections are handed over in
+	// the order the tracker finds them final, checked every few thousand
+	// packets and at Flush. The view is valid only during the call.
+	Done func(v *ConnView)
 }
 
 // span is a range of sequence space seen, [lo, hi).
@@ -58,55 +49,134 @@ type span struct{ lo, hi seqnum.Value }
 // retransmission).
 const maxSpans = 16
 
-// dirStats is what the tracker counts for one direction.
+// dirStats is what the tracker counts for one direction. The sequence
+// space seen is one span [lo, end) while it has no hole (the common case),
+// and the list holes holds every span otherwise. Counters are 32 bits and
+// spill into the connection's rare extension when they would overflow.
 type dirStats struct {
-	isn            seqnum.Value
-	isnSeen        bool
-	end            seqnum.Value // highest seq end seen
-	endSeen        bool
-	fin            seqnum.Value
-	finSeen        bool
-	finT           time.Time
-	maxAck         seqnum.Value
-	ackSeen        bool
-	win            uint16
-	ws             int8 // window scale offered in the SYN, -1 none
-	zeroWin        uint64
-	packets, bytes uint64
-	retrans        uint64
-	rsts           uint64
-	lastData       bool         // the last packet this way carried payload
-	lastAck        seqnum.Value // its ACK field
-	halfOpen       bool         // answered the peer's data with a bare RST
-	spans          []span
-	lastT          time.Time
+	finT            int64 // when its FIN was seen, Unix nanoseconds
+	holes           *[]span
+	lo, end         seqnum.Value // the sequence space seen without holes; end is the highest seq end
+	lastAck         seqnum.Value // the last packet's ACK field
+	packets, bytes  uint32
+	retrans, rsts   uint32
+	zeroWin         uint32
+	win             uint16
+	ws              int8 // window scale offered in the SYN, -1 none
+	endSeen         bool
+	lastData        bool // the last packet this way carried payload
+	halfOpen        bool // answered the peer's data with a bare RST
 }
 
-// Conn is one connection (one incarnation on its 4-tuple).
+// big is the overflow of a direction's 32-bit counters.
+type big struct {
+	packets, bytes, retrans, rsts, zeroWin uint64
+}
+
+// connExt holds the rarely used parts of a connection, allocated when
+// first needed: overflowed counters, packets held for reordering, and
+// what a kept connection records for its ladder.
+type connExt struct {
+	big   [2]big
+	held  [2][]held
+	pkts  []pktLog
+	trans [2][]transition
+	lost  []int // packets whose loss a retransmission revealed
+	order []int // kept connections: packet indexes in the order inferred
+	cur   int   // the packet being processed, -1 after Finish
+}
+
+// Conn is one connection (one incarnation on its 4-tuple). The middlebox
+// entries belong to the tuple (conntrack and IPVS reuse them when a
+// connection reopens): the current connection on a tuple holds them and
+// hands them to the next incarnation.
 type Conn struct {
 	// Client and Server are the endpoints (see the package comment).
 	Client, Server netip.AddrPort
-	// First and Last are when its first and last packets were seen.
-	First, Last time.Time
 	// MidStream is set when the connection's start was not captured.
 	MidStream bool
 
-	fl         *flow
-	superseded bool
-	ep         [2]endpoint
-	dir        [2]dirStats
-	zk         *zeek.Flow
-	zkFirst    netip.AddrPort
-	keep       bool
-	pkts       []pktLog
-	trans      [2][]transition
-	lost       []int // packets whose loss a retransmission revealed
-	held       [2][]held
-	inEnd      [2]seqnum.Value // highest sequence end of the packets inferred, per direction
-	inSet      [2]bool
-	order      []int // kept connections: packet indexes in the order inferred
-	npkt       int
-	cur        int // the packet being processed, -1 after Finish
+	first, last int64 // first and last packets' timestamps, Unix nanoseconds
+	next        *Conn // the next connection in the flow table's bucket
+	x           *connExt
+	ep          [2]endpoint
+	dir         [2]dirStats
+	inEnd       [2]seqnum.Value // highest sequence end of the packets inferred, per direction
+	npkt        int32
+	inSet       [2]bool
+	superseded  bool
+	keep        bool
+	hasCT       bool
+	hasVS       bool
+	ctFirstCl   bool // the packet that created ct came from the client
+	zkFirstCl   bool // the first packet the Zeek flow saw came from the client
+	ct          conntrack.Entry
+	vs          ipvs.Entry
+	zk          zeek.Flow
+}
+
+// First and Last are when the connection's first and last packets were
+// seen.
+func (c *Conn) First() time.Time { return fromNanos(c.first) }
+
+// Last: see First.
+func (c *Conn) Last() time.Time { return fromNanos(c.last) }
+
+// fromNanos is the UTC time of Unix nanoseconds n.
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// ext returns c's extension, allocating it.
+func (c *Conn) ext() *connExt {
+	if c.x == nil {
+		c.x = &connExt{}
+	}
+	return c.x
+}
+
+// heldN is the number of packets held for reordering.
+func (c *Conn) heldN() int {
+	if c.x == nil {
+		return 0
+	}
+	return len(c.x.held[0]) + len(c.x.held[1])
+}
+
+// counters returns direction d's counters, the overflow included.
+func (c *Conn) counters(d int) big {
+	ds := &c.dir[d]
+	b := big{packets: uint64(ds.packets), bytes: uint64(ds.bytes), retrans: uint64(ds.retrans),
+		rsts: uint64(ds.rsts), zeroWin: uint64(ds.zeroWin)}
+	if c.x != nil {
+		o := &c.x.big[d]
+		b.packets += o.packets
+		b.bytes += o.bytes
+		b.retrans += o.retrans
+		b.rsts += o.rsts
+		b.zeroWin += o.zeroWin
+	}
+	return b
+}
+
+// add adds n to a 32-bit counter, moving it to the overflow o first when
+// it would wrap.
+func add(v *uint32, o *uint64, n uint64) {
+	if uint64(*v)+n > 1<<32-1 {
+		*o += uint64(*v) + n
+		*v = 0
+		return
+	}
+	*v += uint32(n)
+}
+
+// inc adds one to a 32-bit counter of direction d, spilling it into the
+// overflow field of c's extension that over names when it reaches its
+// maximum.
+func (c *Conn) inc(v *uint32, d int, over func(*big) *uint64) {
+	*v++
+	if *v == 1<<32-1 {
+		*over(&c.ext().big[d]) += uint64(*v)
+		*v = 0
+	}
 }
 
 // pktLog is one packet of a kept connection.
@@ -127,11 +197,13 @@ type causeKey struct {
 // Tracker follows every TCP connection in a stream of packets.
 type Tracker struct {
 	cfg         Config
-	flows       map[flowKey]*flow
+	seed        maphash.Seed
+	flows       map[uint64]*Conn // by tuple hash (hashPair); the current connection of each tuple, chained
 	conns       []*Conn
-	first, last time.Time
+	first, last int64
 	packets     uint64
 	counts      map[causeKey]uint64
+	sinceSweep  int
 }
 
 // New returns an empty Tracker.
@@ -139,20 +211,31 @@ func New(cfg Config) *Tracker {
 	if cfg.TimeWait <= 0 {
 		cfg.TimeWait = DefaultTimeWait
 	}
-	return &Tracker{cfg: cfg, flows: map[flowKey]*flow{}, counts: map[causeKey]uint64{}}
+	return &Tracker{cfg: cfg, seed: maphash.MakeSeed(), flows: map[uint64]*Conn{}, counts: map[causeKey]uint64{}}
 }
 
 // First and Last are the timestamps of the first and the latest packet
 // fed; zero before any.
-func (t *Tracker) First() time.Time { return t.first }
+func (t *Tracker) First() time.Time {
+	if t.packets == 0 {
+		return time.Time{}
+	}
+	return fromNanos(t.first)
+}
 
 // Last: see First.
-func (t *Tracker) Last() time.Time { return t.last }
+func (t *Tracker) Last() time.Time {
+	if t.packets == 0 {
+		return time.Time{}
+	}
+	return fromNanos(t.last)
+}
 
 // Packets is the number of packets fed.
 func (t *Tracker) Packets() uint64 { return t.packets }
 
-// Conns returns every connection seen, in order of first packet.
+// Conns returns every connection held, in order of first packet: those
+// seen, less those handed to Config.Done.
 func (t *Tracker) Conns() []*Conn { return t.conns }
 
 // segEnd is the end of the sequence space a segment occupies.
@@ -167,51 +250,117 @@ func segEnd(p *capture.Packet) seqnum.Value {
 	return e
 }
 
+// hashPair hashes the unordered pair {a, b}: the sum of the two
+// endpoints' hashes, so that either direction finds the same bucket.
+func (t *Tracker) hashPair(a, b netip.AddrPort) uint64 {
+	return maphash.Comparable(t.seed, a) + maphash.Comparable(t.seed, b)
+}
+
+// lookup returns the current connection on the tuple {a, b} and the link
+// that points to it in the bucket.
+func (t *Tracker) lookup(h uint64, a, b netip.AddrPort) (*Conn, **Conn) {
+	link := (**Conn)(nil)
+	for c := t.flows[h]; c != nil; c = c.next {
+		if c.Client == a && c.Server == b || c.Client == b && c.Server == a {
+			return c, link
+		}
+		link = &c.next
+	}
+	return nil, nil
+}
+
+// replace puts n in old's place in bucket h (old nil: at its head).
+func (t *Tracker) replace(h uint64, old *Conn, link **Conn, n *Conn) {
+	if old == nil {
+		n.next = t.flows[h]
+		t.flows[h] = n
+		return
+	}
+	n.next, old.next = old.next, nil
+	if link == nil {
+		t.flows[h] = n
+	} else {
+		*link = n
+	}
+}
+
+// unlink removes c, the current connection of its tuple, from the table.
+func (t *Tracker) unlink(c *Conn) {
+	h := t.hashPair(c.Client, c.Server)
+	cur, link := t.lookup(h, c.Client, c.Server)
+	if cur != c {
+		return
+	}
+	switch {
+	case link != nil:
+		*link = c.next
+	case c.next != nil:
+		t.flows[h] = c.next
+	default:
+		delete(t.flows, h)
+	}
+	c.next = nil
+}
+
 // Feed processes the next packet. Packets must come in timestamp order;
 // the Packet is not retained.
 func (t *Tracker) Feed(p *capture.Packet) {
 	if !p.Src.IsValid() || !p.Dst.IsValid() {
 		return
 	}
+	now := p.T.UnixNano()
+	if t.packets == 0 {
+		t.first = now
+	}
 	t.packets++
-	if t.first.IsZero() {
-		t.first = p.T
+	if now > t.last || t.packets == 1 {
+		t.last = now
 	}
-	if p.T.After(t.last) {
-		t.last = p.T
-	}
-	k := keyOf(p.Src, p.Dst)
-	fl := t.flows[k]
-	if fl == nil {
-		fl = &flow{}
-		t.flows[k] = fl
-	}
-	c := fl.cur
-	if c == nil || t.newIncarnation(c, p) {
+	h := t.hashPair(p.Src, p.Dst)
+	c, link := t.lookup(h, p.Src, p.Dst)
+	if c == nil || t.newIncarnation(c, p, now) {
+		n := t.newConn(p, now)
 		if c != nil {
 			c.superseded = true
+			// The middlebox entries pass to the new connection.
+			ctFirst := c.Server
+			if c.ctFirstCl {
+				ctFirst = c.Client
+			}
+			n.ct, n.hasCT, n.ctFirstCl = c.ct, c.hasCT, ctFirst == n.Client
+			n.vs, n.hasVS = c.vs, c.hasVS
+			c.hasCT, c.hasVS = false, false
 		}
-		c = t.newConn(fl, p)
-		fl.cur = c
+		t.replace(h, c, link, n)
+		c = n
 	}
-	t.packet(c, p)
+	t.packet(c, p, now)
+	if t.cfg.Done != nil {
+		t.sinceSweep++
+		if t.sinceSweep >= max(4096, len(t.conns)/2) {
+			t.sweep(now)
+		}
+	}
 }
 
 // newIncarnation reports whether p, arriving on c's tuple, opens a new
 // connection: a SYN without ACK that is not a retransmission of c's SYN,
 // when c has ended, or when c's receiver is in TIME-WAIT and the SYN's
 // sequence number is beyond what the old connection used (RFC 9293
-// §3.6.1, RFC 6191; Linux tcp_timewait_state_process).
-func (t *Tracker) newIncarnation(c *Conn, p *capture.Packet) bool {
+// §3.6.1, RFC 6191; Linux tcp_timewait_state_process). Any packet opens a
+// new connection once c is final (see Final): its endpoints closed and
+// every middlebox forgot it, so that the packet is, for all of them, the
+// first of a connection picked up mid-stream.
+func (t *Tracker) newIncarnation(c *Conn, p *capture.Packet, now int64) bool {
 	if p.Flags&(header.SYN|header.ACK|header.RST) != header.SYN {
-		return false
+		return t.final(c, now)
 	}
 	d := c.side(p.Src)
 	if c.ep[d].sentSyn && p.Seq == c.ep[d].iss {
-		return false
+		return t.final(c, now)
 	}
-	s0, _ := c.ep[0].believed(p.T, t.cfg.TimeWait)
-	s1, _ := c.ep[1].believed(p.T, t.cfg.TimeWait)
+	s0, _ := c.ep[0].believed(now, t.cfg.TimeWait)
+	s1, _ := c.ep[1].believed(now, t.cfg.TimeWait)
 	if s0 == tcp.Closed && s1 == tcp.Closed {
 		return true
 	}
@@ -225,6 +374,72 @@ func (t *Tracker) newIncarnation(c *Conn, p *capture.Packet) bool {
 	return false
 }
 
+// final reports whether c can no longer change at now or any later
+// instant, before another packet: both endpoints CLOSED in the proven and
+// the believed view (TIME-WAIT over), no packet held, and neither
+// conntrack nor IPVS holding an entry for it. A kept connection is never
+// final.
+func (t *Tracker) final(c *Conn, now int64) bool {
+	if c.keep || c.heldN() > 0 {
+		return false
+	}
+	tw := t.cfg.TimeWait
+	for d := range c.ep {
+		switch c.ep[d].st {
+		case tcp.Closed, tcp.TimeWait:
+		default:
+			return false
+		}
+		if c.ep[d].proven(now, tw) != tcp.Closed {
+			return false
+		}
+		if s, _ := c.ep[d].believed(now, tw); s != tcp.Closed {
+			return false
+		}
+	}
+	at := fromNanos(now)
+	if c.hasCT {
+		if _, _, ok := c.ct.At(at); ok {
+			return false
+		}
+	}
+	if c.hasVS {
+		if _, _, ok := c.vs.At(at); ok {
+			return false
+		}
+	}
+	return true
+}
+
+// sweep hands the connections that are final at now to Config.Done and
+// forgets them, so that memory does not grow with the capture's length.
+func (t *Tracker) sweep(now int64) {
+	t.sinceSweep = 0
+	out := t.conns[:0]
+	for _, c := range t.conns {
+		if !t.final(c, now) {
+			out = append(out, c)
+			continue
+		}
+		t.finish(c, now)
+		v := t.view(c, now)
+		t.cfg.Done(&v)
+		if !c.superseded {
+			t.unlink(c)
+		}
+	}
+	clear(t.conns[len(out):])
+	t.conns = out
+}
+
+// Flush hands every connection that is final at instant at to
+// Config.Done (when set) and forgets it; Feed does so now and then.
+func (t *Tracker) Flush(at time.Time) {
+	if t.cfg.Done != nil {
+		t.sweep(at.UnixNano())
+	}
+}
+
 func (c *Conn) side(src netip.AddrPort) int {
 	if src == c.Client {
 		return 0
@@ -232,8 +447,9 @@ func (c *Conn) side(src netip.AddrPort) int {
 	return 1
 }
 
-func (t *Tracker) newConn(fl *flow, p *capture.Packet) *Conn {
-	c := &Conn{First: p.T, fl: fl, zk: zeek.New(), zkFirst: p.Src}
+func (t *Tracker) newConn(p *capture.Packet, now int64) *Conn {
+	c := &Conn{first: now}
+	c.zk = *zeek.New()
 	c.dir[0].ws, c.dir[1].ws = -1, -1
 	syn, ack := p.Flags.Has(header.SYN), p.Flags.Has(header.ACK)
 	switch {
@@ -246,7 +462,6 @@ func (t *Tracker) newConn(fl *flow, p *capture.Packet) *Conn {
 		c.Client, c.Server = p.Dst, p.Src
 		c.ep[0] = endpoint{st: tcp.SynSent, sentSyn: true, iss: p.Ack - 1}
 		c.ep[1].st = tcp.Listen
-		c.dir[0].isn, c.dir[0].isnSeen = p.Ack-1, true
 	default:
 		c.MidStream = true
 		c.Client, c.Server = p.Src, p.Dst
@@ -257,9 +472,11 @@ func (t *Tracker) newConn(fl *flow, p *capture.Packet) *Conn {
 			c.ep[i] = endpoint{st: tcp.Established, sentSyn: true, synAcked: true, rcvSyn: true}
 		}
 	}
+	c.zkFirstCl = p.Src == c.Client
 	c.ep[0].initial, c.ep[1].initial = c.ep[0].st, c.ep[1].st
 	if t.cfg.Keep != nil && t.cfg.Keep(c.Client, c.Server) {
 		c.keep = true
+		c.ext()
 	}
 	t.conns = append(t.conns, c)
 	return c
@@ -270,42 +487,46 @@ func (t *Tracker) recorder(c *Conn, d int) recorder {
 	return func(tr transition) {
 		t.counts[causeKey{tr.from, tr.to, tr.cause}]++
 		if c.keep {
-			tr.at = c.cur
-			c.trans[d] = append(c.trans[d], tr)
+			tr.at = c.x.cur
+			c.x.trans[d] = append(c.x.trans[d], tr)
 		}
 	}
 }
 
 // expire commits TIME-WAIT's end for endpoints whose timer ran out
 // before now.
-func (t *Tracker) expire(c *Conn, now time.Time) {
+func (t *Tracker) expire(c *Conn, now int64) {
 	for d := range c.ep {
 		e := &c.ep[d]
 		if e.st == tcp.TimeWait {
-			if end := e.twStart.Add(t.cfg.TimeWait); !now.Before(end) {
+			if end := e.twStart + int64(t.cfg.TimeWait); now >= end {
 				e.set(tcp.Closed, "timeout 2MSL", end, -1, false, t.recorder(c, d))
 			}
 		}
 	}
 }
 
-func (t *Tracker) packet(c *Conn, p *capture.Packet) {
+func (t *Tracker) packet(c *Conn, p *capture.Packet, now int64) {
 	d := c.side(p.Src)
 	if p.Src == p.Dst {
-		d = c.npkt % 2 // a packet to itself (land attack): alternate
+		d = int(c.npkt % 2) // a packet to itself (land attack): alternate
 	}
-	c.Last = p.T
-	idx := c.npkt
-	c.npkt++
-	c.cur = idx
-	retrans := t.count(c, d, p)
-	t.middleboxes(c, d, p)
-	t.expire(c, p.T)
+	c.last = now
+	idx := int(c.npkt)
+	if c.npkt < 1<<31-1 {
+		c.npkt++
+	}
 	if c.keep {
-		c.pkts = append(c.pkts, pktLog{t: p.T, d: d, retrans: retrans, opts: trace.FormatOptions(&p.Options),
+		c.x.cur = idx
+	}
+	retrans := t.count(c, d, p, now)
+	t.middleboxes(c, d, p)
+	t.expire(c, now)
+	if c.keep {
+		c.x.pkts = append(c.x.pkts, pktLog{t: p.T, d: d, retrans: retrans, opts: trace.FormatOptions(&p.Options),
 			seg: tcp.SegmentInfo{Seq: p.Seq, Ack: p.Ack, Flags: p.Flags, Window: p.Window, Len: max(p.PayloadLen, 0)}})
 	}
-	t.order(c, d, p, idx)
+	t.order(c, d, p, idx, now)
 }
 
 // holdMax is how long a packet that arrived after a hole in its sender's
@@ -330,94 +551,123 @@ type held struct {
 // overtook its sender's FIN does not make the FIN look sent after it.
 // Counters and middleboxes see packets in capture order, as a middlebox
 // at the capture point would.
-func (t *Tracker) order(c *Conn, d int, p *capture.Packet, idx int) {
-	t.release(c, p.T, false)
+func (t *Tracker) order(c *Conn, d int, p *capture.Packet, idx int, now int64) {
+	if c.heldN() > 0 {
+		t.release(c, now, false)
+	}
 	end := segEnd(p)
 	switch {
 	case p.Flags.Has(header.RST) || p.Flags.Has(header.SYN) || !c.inSet[d]:
 		// An RST's sequence number is not a position in the stream; a
 		// SYN starts it.
 	case p.Seq.GreaterThan(c.inEnd[d]):
-		if len(c.held[d]) < maxHeld {
-			c.held[d] = append(c.held[d], held{*p, idx})
+		x := c.ext()
+		if len(x.held[d]) < maxHeld {
+			x.held[d] = append(x.held[d], held{*p, idx})
 			return
 		}
 	}
 	t.inferInOrder(c, d, p, idx, end)
 	// Release the held packets the hole no longer separates.
-	for {
+	for c.x != nil {
+		hd := &c.x.held[d]
 		k := -1
-		for i := range c.held[d] {
-			if c.held[d][i].p.Seq.LessThanEq(c.inEnd[d]) {
+		for i := range *hd {
+			if (*hd)[i].p.Seq.LessThanEq(c.inEnd[d]) {
 				k = i
 				break
 			}
 		}
 		if k < 0 {
-			return
+			break
 		}
-		h := c.held[d][k]
-		c.held[d] = append(c.held[d][:k], c.held[d][k+1:]...)
+		h := (*hd)[k]
+		*hd = append((*hd)[:k], (*hd)[k+1:]...)
 		t.inferInOrder(c, d, &h.p, h.idx, segEnd(&h.p))
 	}
+	c.shrink()
+}
+
+// shrink frees c's extension when nothing is left in it.
+func (c *Conn) shrink() {
+	x := c.x
+	if x == nil || c.keep || x.big != [2]big{} {
+		return
+	}
+	for d := range x.held {
+		if len(x.held[d]) > 0 {
+			return
+		}
+	}
+	c.x = nil
 }
 
 // release runs the inference of held packets older than holdMax at now
 // (all of them when all is set), oldest first.
-func (t *Tracker) release(c *Conn, now time.Time, all bool) {
-	for d := range c.held {
-		for len(c.held[d]) > 0 && (all || now.Sub(c.held[d][0].p.T) >= holdMax) {
-			h := c.held[d][0]
-			c.held[d] = c.held[d][1:]
+func (t *Tracker) release(c *Conn, now int64, all bool) {
+	if c.x == nil {
+		return
+	}
+	for d := range c.x.held {
+		hd := &c.x.held[d]
+		for len(*hd) > 0 && (all || now-(*hd)[0].p.T.UnixNano() >= int64(holdMax)) {
+			h := (*hd)[0]
+			*hd = (*hd)[1:]
 			t.inferInOrder(c, d, &h.p, h.idx, segEnd(&h.p))
 		}
-		if len(c.held[d]) == 0 {
-			c.held[d] = nil
+		if len(*hd) == 0 {
+			*hd = nil
 		}
 	}
+	c.shrink()
 }
 
 func (t *Tracker) inferInOrder(c *Conn, d int, p *capture.Packet, idx int, end seqnum.Value) {
 	if !p.Flags.Has(header.RST) && (!c.inSet[d] || end.GreaterThan(c.inEnd[d])) {
 		c.inEnd[d], c.inSet[d] = end, true
 	}
-	saved := c.cur
-	c.cur = idx
-	if c.keep {
-		c.order = append(c.order, idx)
+	if !c.keep {
+		t.infer(c, d, p, idx)
+		return
 	}
+	saved := c.x.cur
+	c.x.cur = idx
+	c.x.order = append(c.x.order, idx)
 	t.infer(c, d, p, idx)
-	c.cur = saved
+	c.x.cur = saved
 }
 
 // count updates direction d's counters and reports whether p is a
 // retransmission.
-func (t *Tracker) count(c *Conn, d int, p *capture.Packet) bool {
+func (t *Tracker) count(c *Conn, d int, p *capture.Packet, now int64) bool {
 	ds := &c.dir[d]
-	ds.packets++
-	n := max(p.PayloadLen, 0)
-	ds.bytes += uint64(n)
-	ds.lastT = p.T
-	f := p.Flags
-	if f.Has(header.SYN) {
-		if !ds.isnSeen {
-			ds.isn, ds.isnSeen = p.Seq, true
-		}
-		if p.Options.HasWindowScale {
-			ds.ws = int8(min(p.Options.WindowScale, 14)) // RFC 7323 §2.3: at most 14
-		}
+	var o *big
+	if c.x != nil {
+		o = &c.x.big[d]
 	}
-	if f.Has(header.ACK) && (!ds.ackSeen || p.Ack.GreaterThan(ds.maxAck)) {
-		ds.maxAck, ds.ackSeen = p.Ack, true
+	n := max(p.PayloadLen, 0)
+	if ds.packets == 1<<32-1 || uint64(ds.bytes)+uint64(n) > 1<<32-1 {
+		o = &c.ext().big[d]
+	}
+	if o != nil {
+		add(&ds.packets, &o.packets, 1)
+		add(&ds.bytes, &o.bytes, uint64(n))
+	} else {
+		ds.packets++
+		ds.bytes += uint32(n)
+	}
+	f := p.Flags
+	if f.Has(header.SYN) && p.Options.HasWindowScale {
+		ds.ws = int8(min(p.Options.WindowScale, 14)) // RFC 7323 §2.3: at most 14
 	}
 	if !f.Has(header.RST) {
 		ds.win = p.Window
 		if p.Window == 0 && !f.Has(header.SYN) {
-			ds.zeroWin++
+			c.inc(&ds.zeroWin, d, func(b *big) *uint64 { return &b.zeroWin })
 		}
 	}
 	if f.Has(header.RST) {
-		ds.rsts++
+		c.inc(&ds.rsts, d, func(b *big) *uint64 { return &b.rsts })
 		peer := &c.dir[1-d]
 		// RFC 9293 §3.10.7.1: a host with no connection answers a
 		// segment carrying an ACK with an RST whose sequence number is
@@ -429,49 +679,58 @@ func (t *Tracker) count(c *Conn, d int, p *capture.Packet) bool {
 	ds.lastData, ds.lastAck = n > 0, p.Ack
 	end := segEnd(p)
 	if f.Has(header.FIN) {
-		ds.fin, ds.finSeen, ds.finT = end-1, true, p.T
+		ds.finT = now
 	}
 	if end == p.Seq || f.Has(header.RST) {
 		return false
 	}
 	retrans := ds.addSpan(span{p.Seq, end})
-	if !ds.endSeen || end.GreaterThan(ds.end) {
-		ds.end, ds.endSeen = end, true
-	}
 	if retrans {
-		ds.retrans++
+		c.inc(&ds.retrans, d, func(b *big) *uint64 { return &b.retrans })
 	}
 	return retrans
 }
 
-// addSpan records s as seen and reports whether it overlapped space seen
-// before.
+// addSpan records s as seen, updates end, and reports whether s
+// overlapped space seen before. While the space seen has no hole it is
+// the one span [lo, end), with nothing allocated.
 func (ds *dirStats) addSpan(s span) bool {
+	if ds.holes == nil {
+		if !ds.endSeen {
+			ds.lo, ds.end, ds.endSeen = s.lo, s.hi, true
+			return false
+		}
+		if s.lo.LessThanEq(ds.end) && ds.lo.LessThanEq(s.hi) {
+			// Touching or overlapping the one span: extend it.
+			overlap := s.lo.LessThan(ds.end) && ds.lo.LessThan(s.hi)
+			if s.lo.LessThan(ds.lo) {
+				ds.lo = s.lo
+			}
+			if s.hi.GreaterThan(ds.end) {
+				ds.end = s.hi
+			}
+			return overlap
+		}
+		ds.holes = &[]span{{ds.lo, ds.end}}
+	}
+	spans := *ds.holes
 	overlap := false
-	for _, o := range ds.spans {
+	for _, o := range spans {
 		if s.lo.LessThan(o.hi) && o.lo.LessThan(s.hi) {
 			overlap = true
 			break
 		}
 	}
 	// Insert in order and merge touching or overlapping spans.
-	out := ds.spans[:0:0]
-	if cap(ds.spans) > 0 {
-		out = make([]span, 0, len(ds.spans)+1)
+	i := 0
+	for i < len(spans) && !s.lo.LessThan(spans[i].lo) {
+		i++
 	}
-	placed := false
-	for _, o := range ds.spans {
-		if !placed && s.lo.LessThan(o.lo) {
-			out = append(out, s)
-			placed = true
-		}
-		out = append(out, o)
-	}
-	if !placed {
-		out = append(out, s)
-	}
-	merged := out[:1]
-	for _, o := range out[1:] {
+	spans = append(spans, span{})
+	copy(spans[i+1:], spans[i:])
+	spans[i] = s
+	merged := spans[:1]
+	for _, o := range spans[1:] {
 		last := &merged[len(merged)-1]
 		if o.lo.LessThanEq(last.hi) {
 			if o.hi.GreaterThan(last.hi) {
@@ -497,39 +756,46 @@ func (ds *dirStats) addSpan(s span) bool {
 		merged[best].hi = merged[best+1].hi
 		merged = append(merged[:best+1], merged[best+2:]...)
 	}
-	ds.spans = merged
+	if s.hi.GreaterThan(ds.end) {
+		ds.end = s.hi
+	}
+	if len(merged) == 1 {
+		ds.lo, ds.end, ds.holes = merged[0].lo, merged[0].hi, nil
+	} else {
+		*ds.holes = merged
+	}
 	return overlap
 }
 
 // middleboxes feeds p to the conntrack, IPVS and Zeek models.
 func (t *Tracker) middleboxes(c *Conn, d int, p *capture.Packet) {
-	fl := c.fl
 	n := max(p.PayloadLen, 0)
 	cp := conntrack.Packet{T: p.T, Flags: p.Flags, Seq: p.Seq, Ack: p.Ack, Len: n, Window: p.Window}
-	if fl.ct == nil {
+	fromClient := p.Src == c.Client
+	if !c.hasCT {
 		if e, ok := conntrack.New(cp); ok {
-			fl.ct, fl.ctFirst = e, p.Src
+			c.ct, c.hasCT, c.ctFirstCl = *e, true, fromClient
 		}
 	} else {
-		if p.Src != fl.ctFirst {
+		if fromClient != c.ctFirstCl {
 			cp.Dir = conntrack.Reply
 		}
-		fl.ct.Update(cp)
+		c.ct.Update(cp)
 	}
 	vp := ipvs.Packet{T: p.T, Flags: p.Flags, Dir: ipvs.FromClient}
 	if d == 1 {
 		vp.Dir = ipvs.FromServer
 	}
-	if fl.vs == nil {
+	if !c.hasVS {
 		if e, ok := ipvs.New(vp, t.cfg.IPVSMode); ok {
-			fl.vs = e
+			c.vs, c.hasVS = *e, true
 		}
 	} else {
-		fl.vs.Update(vp)
+		c.vs.Update(vp)
 	}
 	zp := zeek.Packet{Flags: p.Flags, Seq: p.Seq, Ack: p.Ack, Len: n, Window: p.Window,
 		SrcPort: p.Src.Port(), DstPort: p.Dst.Port()}
-	if p.Src != c.zkFirst {
+	if fromClient != c.zkFirstCl {
 		zp.Dir = zeek.Backward
 	}
 	c.zk.Packet(zp)
@@ -539,6 +805,7 @@ func (t *Tracker) middleboxes(c *Conn, d int, p *capture.Packet) {
 func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 	s, r := &c.ep[d], &c.ep[1-d]
 	f := p.Flags
+	now := p.T.UnixNano()
 	recS, recR := t.recorder(c, d), t.recorder(c, 1-d)
 	n := seqnum.Size(max(p.PayloadLen, 0))
 
@@ -574,7 +841,7 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 		lost = s.drop(s.finSeq.Add(1))
 	}
 	if c.keep {
-		c.lost = append(c.lost, lost...)
+		c.x.lost = append(c.x.lost, lost...)
 	}
 
 	// What sending p means for its sender.
@@ -586,7 +853,7 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 			// (RFC 9293 §3.10.7.1).
 			s.st, s.initial = tcp.Closed, tcp.Closed
 		} else {
-			s.set(tcp.Closed, "ABORT", p.T, idx, true, recS)
+			s.set(tcp.Closed, "ABORT", now, idx, true, recS)
 		}
 		s.pend = s.pend[:0]
 	case f.Has(header.SYN):
@@ -596,17 +863,17 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 		if f.Has(header.ACK) {
 			if s.st == tcp.Listen || s.st == tcp.Closed {
 				s.rcvSyn = true
-				s.set(tcp.SynReceived, "rcv SYN", p.T, idx, false, recS)
+				s.set(tcp.SynReceived, "rcv SYN", now, idx, false, recS)
 			}
 		} else {
 			switch s.st {
 			case tcp.Closed:
-				s.set(tcp.SynSent, "active OPEN", p.T, idx, true, recS)
+				s.set(tcp.SynSent, "active OPEN", now, idx, true, recS)
 			case tcp.Listen:
 				// The side taken for a listener opens actively too:
 				// a simultaneous open, so it was CLOSED, not LISTEN.
 				s.st, s.initial = tcp.Closed, tcp.Closed
-				s.set(tcp.SynSent, "active OPEN", p.T, idx, true, recS)
+				s.set(tcp.SynSent, "active OPEN", now, idx, true, recS)
 			}
 		}
 	}
@@ -614,14 +881,14 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 		s.sentFin, s.finSeq, s.finAcked = true, p.Seq.Add(n), false
 		switch s.st {
 		case tcp.Established, tcp.SynReceived:
-			s.set(tcp.FinWait1, "CLOSE", p.T, idx, true, recS)
+			s.set(tcp.FinWait1, "CLOSE", now, idx, true, recS)
 		case tcp.CloseWait:
-			s.set(tcp.LastAck, "CLOSE", p.T, idx, true, recS)
+			s.set(tcp.LastAck, "CLOSE", now, idx, true, recS)
 		}
 	}
 
 	// What p means for its receiver, once it arrives.
-	it := item{flags: f, seq: p.Seq, ack: p.Ack, t: p.T, pkt: idx}
+	it := item{flags: f, seq: p.Seq, ack: p.Ack, t: now, pkt: int32(idx)}
 	if f.Has(header.FIN) {
 		it.seq = p.Seq.Add(n)
 	}
@@ -651,14 +918,22 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 // TIME-WAIT expiries due by at, so that the transition counts and the
 // kept records are complete. Call it once, after the last Feed.
 func (t *Tracker) Finish(at time.Time) {
+	now := at.UnixNano()
 	for _, c := range t.conns {
-		t.release(c, at, true)
-		c.cur = -1
-		for d := range c.ep {
-			c.ep[d].deliver(len(c.ep[d].pend)-1, t.recorder(c, d))
-		}
-		t.expire(c, at)
+		t.finish(c, now)
 	}
+}
+
+// finish is Finish for one connection.
+func (t *Tracker) finish(c *Conn, now int64) {
+	t.release(c, now, true)
+	if c.keep {
+		c.x.cur = -1
+	}
+	for d := range c.ep {
+		c.ep[d].deliver(len(c.ep[d].pend)-1, t.recorder(c, d))
+	}
+	t.expire(c, now)
 }
 
 // TransitionCounts returns the committed state changes of every endpoint,
@@ -677,11 +952,12 @@ func (t *Tracker) TransitionCounts() map[trace.DiagramKey]uint64 {
 // stay bounded.
 func (t *Tracker) Prune(at time.Time, keep time.Duration) {
 	out := t.conns[:0]
+	now := at.UnixNano()
 	for _, c := range t.conns {
-		v := t.view(c, at)
-		if v.Ended && v.ConntrackState == "" && v.IPVSState == "" && at.Sub(c.Last) > keep {
-			if c.fl.cur == c {
-				delete(t.flows, keyOf(c.Client, c.Server))
+		v := t.view(c, now)
+		if v.Ended && v.ConntrackState == "" && v.IPVSState == "" && now-c.last > int64(keep) {
+			if !c.superseded {
+				t.unlink(c)
 			}
 			continue
 		}

@@ -68,49 +68,52 @@ type ConnView struct {
 // holdMax before at are taken in first.
 func (t *Tracker) Snapshot(at time.Time) []ConnView {
 	out := make([]ConnView, 0, len(t.conns))
+	now := at.UnixNano()
 	for _, c := range t.conns {
-		if len(c.held[0])+len(c.held[1]) > 0 {
-			t.release(c, at, false)
+		if c.heldN() > 0 {
+			t.release(c, now, false)
 		}
-		out = append(out, t.view(c, at))
+		out = append(out, t.view(c, now))
 	}
 	return out
 }
 
-func (t *Tracker) view(c *Conn, at time.Time) ConnView {
-	v := ConnView{Client: c.Client, Server: c.Server, First: c.First, Last: c.Last, MidStream: c.MidStream}
-	var tw [2]time.Time
-	v.ClientState, tw[0] = c.ep[0].believed(at, t.cfg.TimeWait)
-	v.ServerState, tw[1] = c.ep[1].believed(at, t.cfg.TimeWait)
-	v.ClientProven = c.ep[0].proven(at, t.cfg.TimeWait)
-	v.ServerProven = c.ep[1].proven(at, t.cfg.TimeWait)
+func (t *Tracker) view(c *Conn, now int64) ConnView {
+	at := fromNanos(now)
+	v := ConnView{Client: c.Client, Server: c.Server, First: c.First(), Last: c.Last(), MidStream: c.MidStream}
+	var tw [2]int64
+	v.ClientState, tw[0] = c.ep[0].believed(now, t.cfg.TimeWait)
+	v.ServerState, tw[1] = c.ep[1].believed(now, t.cfg.TimeWait)
+	v.ClientProven = c.ep[0].proven(now, t.cfg.TimeWait)
+	v.ServerProven = c.ep[1].proven(now, t.cfg.TimeWait)
 	v.Ended = v.ClientState == tcp.Closed && v.ServerState == tcp.Closed
 	for d, s := range [2]tcp.State{v.ClientState, v.ServerState} {
 		switch s {
 		case tcp.CloseWait:
-			v.CloseWaitSince = c.dir[1-d].finT
+			v.CloseWaitSince = fromNanosOrZero(c.dir[1-d].finT)
 		case tcp.TimeWait:
-			v.TimeWaitSince = tw[d]
+			v.TimeWaitSince = fromNanosOrZero(tw[d])
 		}
 	}
 	wsOK := c.dir[0].ws >= 0 && c.dir[1].ws >= 0
 	for d := range c.dir {
 		ds := &c.dir[d]
-		v.Packets[d], v.Bytes[d], v.Retrans[d] = ds.packets, ds.bytes, ds.retrans
-		v.ZeroWindow[d], v.RSTs[d], v.HalfOpen[d] = ds.zeroWin, ds.rsts, ds.halfOpen
+		n := c.counters(d)
+		v.Packets[d], v.Bytes[d], v.Retrans[d] = n.packets, n.bytes, n.retrans
+		v.ZeroWindow[d], v.RSTs[d], v.HalfOpen[d] = n.zeroWin, n.rsts, ds.halfOpen
 		v.Window[d] = uint64(ds.win)
 		if wsOK {
 			v.Window[d] <<= uint(ds.ws)
 		}
 	}
 	if !c.superseded {
-		if e := c.fl.ct; e != nil {
+		if e := &c.ct; c.hasCT {
 			if st, left, ok := e.At(at); ok {
 				v.ConntrackState, v.ConntrackExpire = st, left
 				v.ConntrackAssured, v.ConntrackUnreplied = e.Assured(), e.Unreplied()
-				src, dst := c.fl.ctFirst, c.Client
-				if src == c.Client {
-					dst = c.Server
+				src, dst := c.Server, c.Client
+				if c.ctFirstCl {
+					src, dst = c.Client, c.Server
 				}
 				if e.Reversed() {
 					src, dst = dst, src
@@ -118,7 +121,7 @@ func (t *Tracker) view(c *Conn, at time.Time) ConnView {
 				v.ConntrackOrigSrc, v.ConntrackOrigDst = src, dst
 			}
 		}
-		if e := c.fl.vs; e != nil {
+		if e := &c.vs; c.hasVS {
 			if st, left, ok := e.At(at); ok {
 				v.IPVSState, v.IPVSExpire = st, left
 			}
@@ -126,6 +129,14 @@ func (t *Tracker) view(c *Conn, at time.Time) ConnView {
 	}
 	v.ZeekState, v.ZeekHistory = c.zk.State(), c.zk.History()
 	return v
+}
+
+// fromNanosOrZero is fromNanos, with 0 the zero time.
+func fromNanosOrZero(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return fromNanos(n)
 }
 
 // JSONView is the JSON object written per connection (WriteJSON); the
