@@ -40,7 +40,7 @@ type transition struct {
 // endpoint is what the tracker infers of one side of a connection.
 type endpoint struct {
 	pend    []item
-	twStart int64     // when TIME-WAIT began (or was restarted), Unix nanoseconds
+	twStart int64 // when TIME-WAIT began (or was restarted), Unix nanoseconds
 	iss     seqnum.Value
 	finSeq  seqnum.Value // the FIN's own sequence number
 	st      tcp.State    // proven state: only proven deliveries applied

@@ -54,18 +54,18 @@ const maxSpans = 16
 // and the list holes holds every span otherwise. Counters are 32 bits and
 // spill into the connection's rare extension when they would overflow.
 type dirStats struct {
-	finT            int64 // when its FIN was seen, Unix nanoseconds
-	holes           *[]span
-	lo, end         seqnum.Value // the sequence space seen without holes; end is the highest seq end
-	lastAck         seqnum.Value // the last packet's ACK field
-	packets, bytes  uint32
-	retrans, rsts   uint32
-	zeroWin         uint32
-	win             uint16
-	ws              int8 // window scale offered in the SYN, -1 none
-	endSeen         bool
-	lastData        bool // the last packet this way carried payload
-	halfOpen        bool // answered the peer's data with a bare RST
+	finT           int64 // when its FIN was seen, Unix nanoseconds
+	holes          *[]span
+	lo, end        seqnum.Value // the sequence space seen without holes; end is the highest seq end
+	lastAck        seqnum.Value // the last packet's ACK field
+	packets, bytes uint32
+	retrans, rsts  uint32
+	zeroWin        uint32
+	win            uint16
+	ws             int8 // window scale offered in the SYN, -1 none
+	endSeen        bool
+	lastData       bool // the last packet this way carried payload
+	halfOpen       bool // answered the peer's data with a bare RST
 }
 
 // big is the overflow of a direction's 32-bit counters.
