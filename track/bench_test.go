@@ -230,3 +230,64 @@ func TestGeneratedCapture(t *testing.T) {
 		t.Errorf("%d retransmissions counted, %d generated", retrans, st.Retransmissions)
 	}
 }
+
+// TestDoneStreamsFinalConnections checks Config.Done: the connections it
+// hands over plus those left at the end are exactly the connections, with
+// the same JSON, that a tracker without Done shows, and it keeps fewer in
+// memory.
+func TestDoneStreamsFinalConnections(t *testing.T) {
+	var buf bytes.Buffer
+	// A slow rate, so the capture outlasts conntrack's and IPVS's timers.
+	if _, err := tracktest.Write(&buf, tracktest.Config{Seed: 3, Packets: 30000, Rate: 20}); err != nil {
+		t.Fatal(err)
+	}
+	run := func(done func(*ConnView)) *Tracker {
+		rd, err := capture.NewReader(bytes.NewReader(buf.Bytes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := New(Config{Done: done})
+		for {
+			p, err := rd.Next()
+			if err == io.EOF {
+				return tr
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr.Feed(p)
+		}
+	}
+	lines := func(views []ConnView) []string {
+		var b bytes.Buffer
+		if err := WriteJSON(&b, views); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimSpace(b.String()), "\n")
+	}
+	all := run(nil)
+	want := lines(all.Snapshot(all.Last()))
+	var streamed []ConnView
+	tr := run(func(v *ConnView) { streamed = append(streamed, *v) })
+	tr.Flush(tr.Last())
+	held := len(tr.Conns())
+	got := append(lines(streamed), lines(tr.Snapshot(tr.Last()))...)
+	if len(streamed) == 0 || held >= len(want) {
+		t.Fatalf("%d streamed, %d held of %d", len(streamed), held, len(want))
+	}
+	count := map[string]int{}
+	for _, l := range want {
+		count[l]++
+	}
+	for _, l := range got {
+		count[l]--
+	}
+	for l, n := range count {
+		if n != 0 {
+			t.Errorf("%+d: %s", n, l)
+		}
+	}
+	if tr.Packets() != all.Packets() {
+		t.Errorf("packets %d vs %d", tr.Packets(), all.Packets())
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -63,7 +64,14 @@ func newTrackCmd() *cobra.Command {
 			"CLOSE-WAIT leaks, TIME-WAIT pile-ups, half-open connections, RST storms,\n" +
 			"retransmissions, zero windows). --ladder A-B draws one connection's ladder (text or\n" +
 			"--format svg), --diagram the state diagram with each edge's count (--format svg|dot),\n" +
-			"--timeline the number of endpoints in each state over time (SVG).",
+			"--timeline the number of endpoints in each state over time (SVG).\n\n" +
+			"With --format json (and no --diagnose), a connection is written as soon as it is final:\n" +
+			"both endpoints CLOSED and neither conntrack nor IPVS holding an entry for it, so that\n" +
+			"nothing later can change it; the others follow at the end, in order of first packet.\n" +
+			"Memory then stays bounded by the connections alive, whatever the capture's length.\n\n" +
+			"Exit status: 0 when the whole capture was read; 2 when it is damaged part-way (the\n" +
+			"connections read before the damage are shown and stderr says what was skipped); 1\n" +
+			"for a file that cannot be read at all (missing, empty, not a capture) or bad flags.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := ""
@@ -200,6 +208,17 @@ func runTrack(ctx context.Context, stdout, stderr io.Writer, path string, f trac
 		out = file
 	}
 
+	// JSON connections are streamed as they become final.
+	streaming := f.format == "json" && !f.diagnose && f.ladder == "" && !f.diagram && !f.timeline
+	var jsonErr error
+	if streaming {
+		enc := json.NewEncoder(out)
+		cfg.Done = func(v *track.ConnView) {
+			if jsonErr == nil && (filter == nil || filter.Match(v, model)) {
+				jsonErr = enc.Encode(v.JSON())
+			}
+		}
+	}
 	tr := track.New(cfg)
 	var samples []track.Sample
 	var sampler func(now time.Time, final bool)
@@ -220,11 +239,17 @@ func runTrack(ctx context.Context, stdout, stderr io.Writer, path string, f trac
 	if at.set {
 		when = at.resolve(tr.First())
 	}
+	if streaming {
+		tr.Flush(when)
+	}
+	if jsonErr != nil {
+		return jsonErr
+	}
 	if err := writeTrackOutput(out, tr, when, model, filter, f, ladderA, ladderB, samples, stderr); err != nil {
 		return err
 	}
 	if readErr != nil {
-		fmt.Fprintf(stderr, "tcpstate: %s: %v; showing the %d TCP packets read before it\n", path, readErr, tr.Packets())
+		return &exitError{2, fmt.Errorf("%s: %v; showed the %d TCP packets read before it", path, readErr, tr.Packets())}
 	}
 	return nil
 }

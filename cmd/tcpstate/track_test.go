@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"encoding/xml"
 	"io"
@@ -359,10 +360,45 @@ func TestTrackBadInput(t *testing.T) {
 	cut := filepath.Join(dir, "cut.pcap")
 	os.WriteFile(cut, full[:len(full)-30], 0o644)
 	code, out, errs := runCmd("track", cut, "--format", "json")
-	if code != 0 || len(jsonLines(t, out)) == 0 || !strings.Contains(errs, "showing the") {
+	if code != 2 || len(jsonLines(t, out)) == 0 || !strings.Contains(errs, "showed the") ||
+		strings.Count(strings.TrimSpace(errs), "\n") != 0 {
 		t.Errorf("truncated capture: exit %d, %d lines, stderr %q", code, len(jsonLines(t, out)), errs)
 	}
 	if code, _, errs := runCmd("track", "--format", "json"); code == 0 || !strings.Contains(errs, "no capture file") {
 		t.Errorf("no file: %d %q", code, errs)
+	}
+}
+
+// TestTrackDamagedMiddle corrupts a record header in the middle of a
+// capture: the connections before it are shown, stderr says what stopped
+// the reading in one line, and the exit status is 2.
+func TestTrackDamagedMiddle(t *testing.T) {
+	full, err := os.ReadFile(trackCapture(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The classic pcap records: 24-byte file header, then 16-byte record
+	// headers each followed by caplen bytes. Find the middle record.
+	var offs []int
+	for off := 24; off+16 <= len(full); {
+		offs = append(offs, off)
+		off += 16 + int(binary.LittleEndian.Uint32(full[off+8:]))
+	}
+	if len(offs) < 4 {
+		t.Fatalf("only %d records", len(offs))
+	}
+	bad := append([]byte(nil), full...)
+	binary.LittleEndian.PutUint32(bad[offs[len(offs)/2]+8:], 0x7fffffff) // an impossible captured length
+	path := filepath.Join(t.TempDir(), "damaged.pcap")
+	if err := os.WriteFile(path, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCmd("track", path, "--format", "json")
+	if code != 2 || len(jsonLines(t, out)) == 0 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "showed the") {
+		t.Errorf("exit %d, %d lines, stderr %q", code, len(jsonLines(t, out)), errs)
+	}
+	code, out, _ = runCmd("track", path)
+	if code != 2 || !strings.Contains(out, "Client-State") {
+		t.Errorf("table: exit %d, stdout %q", code, out)
 	}
 }
