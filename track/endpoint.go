@@ -52,15 +52,22 @@ type endpoint struct {
 	sentRst           bool
 }
 
-// recorder receives committed transitions; nil for a belief computation.
-type recorder func(tr transition)
+// recorder commits transitions of one side of a connection (see
+// Tracker.recorder); the zero recorder, for a belief computation, commits
+// nothing. It is a value, not a closure, so that making one allocates
+// nothing.
+type recorder struct {
+	t *Tracker
+	c *Conn
+	d int
+}
 
 func (e *endpoint) set(to tcp.State, cause string, t int64, pkt int, send bool, rec recorder) {
 	if e.st == to {
 		return
 	}
-	if rec != nil {
-		rec(transition{from: e.st, to: to, cause: cause, t: fromNanos(t), pkt: pkt, send: send})
+	if rec.t != nil {
+		rec.record(transition{from: e.st, to: to, cause: cause, t: fromNanos(t), pkt: pkt, send: send})
 	}
 	e.st = to
 	if to == tcp.TimeWait {
@@ -71,8 +78,27 @@ func (e *endpoint) set(to tcp.State, cause string, t int64, pkt int, send bool, 
 // causeOf spells a receipt's cause as tcp.Cause does ("rcv FIN,ACK"), with
 // only the flags the state machine reads.
 func causeOf(f header.TCPFlags) string {
-	return "rcv " + (f & (header.SYN | header.FIN | header.RST | header.ACK)).String()
+	f &= causeFlags
+	if c, ok := causes[f]; ok {
+		return c
+	}
+	return "rcv " + f.String()
 }
+
+// causeFlags are the flags a receipt's cause names.
+const causeFlags = header.SYN | header.FIN | header.RST | header.ACK
+
+// causes holds causeOf's names for every combination of causeFlags, made
+// once so that naming a cause allocates nothing.
+var causes = func() map[header.TCPFlags]string {
+	m := map[header.TCPFlags]string{}
+	for f := header.TCPFlags(0); f <= causeFlags; f++ {
+		if f&^causeFlags == 0 {
+			m[f] = "rcv " + f.String()
+		}
+	}
+	return m
+}()
 
 // receive applies the arrival of it at e (RFC 9293 §3.10.7).
 func (e *endpoint) receive(it item, rec recorder) {
@@ -216,7 +242,7 @@ func (e *endpoint) believed(at int64, tw time.Duration) (tcp.State, int64) {
 	if len(e.pend) > 0 {
 		c.pend = nil
 		for _, it := range e.pend {
-			c.receive(it, nil)
+			c.receive(it, recorder{})
 		}
 	}
 	if c.st == tcp.TimeWait && at >= c.twStart+int64(tw) {

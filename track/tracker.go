@@ -482,14 +482,16 @@ func (t *Tracker) newConn(p *capture.Packet, now int64) *Conn {
 	return c
 }
 
-// recorder returns the function that commits side d's transitions.
-func (t *Tracker) recorder(c *Conn, d int) recorder {
-	return func(tr transition) {
-		t.counts[causeKey{tr.from, tr.to, tr.cause}]++
-		if c.keep {
-			tr.at = c.x.cur
-			c.x.trans[d] = append(c.x.trans[d], tr)
-		}
+// recorder returns the recorder of side d's transitions.
+func (t *Tracker) recorder(c *Conn, d int) recorder { return recorder{t, c, d} }
+
+// record counts a committed transition and, for a kept connection, keeps
+// it for the ladder.
+func (r recorder) record(tr transition) {
+	r.t.counts[causeKey{tr.from, tr.to, tr.cause}]++
+	if r.c.keep {
+		tr.at = r.c.x.cur
+		r.c.x.trans[r.d] = append(r.c.x.trans[r.d], tr)
 	}
 }
 
