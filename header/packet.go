@@ -1,6 +1,9 @@
 package header
 
-import "net/netip"
+import (
+	"encoding/binary"
+	"net/netip"
+)
 
 // Packet is a received IP packet that carries a TCP segment, as ParsePacket
 // fills it in. TCP is a view into the caller's buffer, not a copy.
@@ -31,7 +34,17 @@ type Packet struct {
 //     pseudo-header, fails (RFC 9293 §3.1).
 //
 // TCP options are not parsed; call p.TCP.Options.
-func ParsePacket(b []byte, p *Packet) error {
+func ParsePacket(b []byte, p *Packet) error { return parsePacket(b, p, true) }
+
+// ParsePacketTrusted is ParsePacket without the TCP checksum check, for a
+// packet whose link vouches for it: a TUN device's kernel says it
+// verified the checksum or that the packet comes from its own stack with
+// the checksum left for the device to finish (virtio-net DATA_VALID or
+// NEEDS_CSUM, as link.Offloader reports), when the field holds only the
+// pseudo-header sum. The IPv4 header checksum is still checked.
+func ParsePacketTrusted(b []byte, p *Packet) error { return parsePacket(b, p, false) }
+
+func parsePacket(b []byte, p *Packet, verify bool) error {
 	*p = Packet{}
 	if len(b) == 0 {
 		return truncated("ip", 0, 1)
@@ -79,7 +92,7 @@ func ParsePacket(b []byte, p *Packet) error {
 	if err != nil {
 		return err
 	}
-	if !TCPChecksumOK(src, dst, t) {
+	if verify && !TCPChecksumOK(src, dst, t) {
 		return newError("tcp", KindBadChecksum, base+16, -1)
 	}
 	*p = Packet{Src: src, Dst: dst, TTL: ttl, TCP: t}
@@ -98,6 +111,30 @@ func ParsePacket(b []byte, p *Packet) error {
 // invalid (ErrBadAddress), or if the packet would be too long for the IP
 // length field (ErrBadTotalLength).
 func BuildPacket(b []byte, src, dst netip.Addr, ttl uint8, f *TCPFields, o *TCPOptions, payload []byte) (int, error) {
+	return buildPacket(b, src, dst, ttl, f, o, payload, false)
+}
+
+// BuildPacketPartial is BuildPacket leaving the TCP checksum for the link
+// to finish: the checksum field holds the pseudo-header sum over the
+// segment's length, folded and not complemented, as the kernel's
+// CHECKSUM_PARTIAL and the virtio-net NEEDS_CSUM flag want it
+// (include/linux/skbuff.h), and the payload is not summed. Hand the
+// packet only to a link that completes checksums (link.Offloader).
+func BuildPacketPartial(b []byte, src, dst netip.Addr, ttl uint8, f *TCPFields, o *TCPOptions, payload []byte) (int, error) {
+	return buildPacket(b, src, dst, ttl, f, o, payload, true)
+}
+
+// setTCPChecksum sets seg's checksum, in full or (partial) only the
+// pseudo-header sum.
+func setTCPChecksum(seg []byte, src, dst netip.Addr, partial bool) {
+	if !partial {
+		SetTCPChecksum(seg, src, dst)
+		return
+	}
+	binary.BigEndian.PutUint16(seg[16:18], uint16(PseudoHeaderSum(src, dst, ProtocolTCP, len(seg))))
+}
+
+func buildPacket(b []byte, src, dst netip.Addr, ttl uint8, f *TCPFields, o *TCPOptions, payload []byte, partial bool) (int, error) {
 	segLen := TCPMinLen + TCPOptionsLen(o) + len(payload)
 	if src.Is4() {
 		const layer = "ipv4"
@@ -117,7 +154,7 @@ func BuildPacket(b []byte, src, dst netip.Addr, ttl uint8, f *TCPFields, o *TCPO
 		})
 		seg := b[IPv4MinLen:n]
 		PutTCP(seg, f, o, payload)
-		SetTCPChecksum(seg, src, dst)
+		setTCPChecksum(seg, src, dst, partial)
 		return n, nil
 	}
 	const layer = "ipv6"
@@ -139,6 +176,6 @@ func BuildPacket(b []byte, src, dst netip.Addr, ttl uint8, f *TCPFields, o *TCPO
 	})
 	seg := b[IPv6MinLen:n]
 	PutTCP(seg, f, o, payload)
-	SetTCPChecksum(seg, src, dst)
+	setTCPChecksum(seg, src, dst, partial)
 	return n, nil
 }

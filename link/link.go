@@ -30,3 +30,39 @@ type Endpoint interface {
 	// Close releases the endpoint and wakes a blocked ReadPackets.
 	Close() error
 }
+
+// MaxOffloadPacket is the longest packet an Offloader moves: the largest
+// IPv4 total length, which bounds a TCP segment the kernel has not cut
+// into MTU-sized packets (GSO_LEGACY_MAX_SIZE in the kernel).
+const MaxOffloadPacket = 65535
+
+// Offloader is an Endpoint that can also move TCP segments longer than
+// its MTU, leaving segmentation and checksums to the other side — a TUN
+// device with the kernel's offloads (IFF_VNET_HDR, TUNSETOFFLOAD). A
+// stack finds it with a type assertion and uses it only if Offload
+// reports nil; every Endpoint method keeps working either way, with
+// plain MTU-sized packets and complete checksums.
+type Offloader interface {
+	Endpoint
+
+	// Offload returns nil if the offloads are on, or else why they are
+	// off (the device or kernel lacks them, or they were turned off).
+	Offload() error
+
+	// ReadPacketsOffload is ReadPackets for buffers of MaxOffloadPacket
+	// bytes: a packet may be one TCP segment of up to MaxOffloadPacket
+	// bytes, not cut to the MTU. trusted[i] reports that the other side
+	// vouches for packet i's transport checksum, which the reader then
+	// must not check: it may hold only the pseudo-header sum.
+	ReadPacketsOffload(bufs [][]byte, sizes []int, trusted []bool) (int, error)
+
+	// WriteOffload sends one IP packet, the concatenation of pieces
+	// (the first holding at least the IP and TCP headers), whose IP
+	// length fields count all of it. A TCP packet's checksum field must
+	// hold the pseudo-header sum over its whole TCP length, folded and
+	// not complemented (RFC 1071; the kernel's CHECKSUM_PARTIAL): the
+	// link completes it. If mss is positive and the TCP payload is
+	// longer, the link cuts it into segments of mss bytes, as TCP
+	// segmentation offload does. Any other packet goes as it is.
+	WriteOffload(pieces [][]byte, mss int) error
+}

@@ -108,6 +108,7 @@ var ErrStackClosed = errors.New("stack: closed")
 // Stack is a userspace TCP/IP stack on one link.
 type Stack struct {
 	ep   link.Endpoint
+	off  link.Offloader // ep, when it has offloads on; else nil
 	opts Options
 	cfg  tcp.Config
 	ttl  uint8
@@ -177,6 +178,13 @@ func New(ep link.Endpoint, opts Options) (*Stack, error) {
 		return nil, fmt.Errorf("stack: SYN cookie key: %w", err)
 	}
 	s.nextPort = uint32(s.isnKey[0])<<8 | uint32(s.isnKey[1])
+	if o, ok := ep.(link.Offloader); ok {
+		if err := o.Offload(); err != nil {
+			s.logf("stack: link offloads off, moving packets of at most %d bytes: %v", ep.MTU(), err)
+		} else {
+			s.off = o
+		}
+	}
 	s.bufs.New = func() any { b := make([]byte, ep.MTU()+header.TCPMaxOptionsLen); return &b }
 	s.obs.mask.Store(uint32(baseMask))
 	s.timers.init(s)
@@ -298,6 +306,10 @@ func (s *Stack) isn(id tcp.Tuple) seqnum.Value {
 // readLoop reads packets from the link and processes each.
 func (s *Stack) readLoop() {
 	defer s.done.Done()
+	if s.off != nil {
+		s.readLoopOffload()
+		return
+	}
 	const batch = 64
 	bufs := make([][]byte, batch)
 	sizes := make([]int, batch)
@@ -307,12 +319,7 @@ func (s *Stack) readLoop() {
 	for {
 		n, err := s.ep.ReadPackets(bufs, sizes)
 		if err != nil {
-			select {
-			case <-s.closed:
-			default:
-				s.logf("stack: link read: %v", err)
-				go s.Close()
-			}
+			s.readFailed(err)
 			return
 		}
 		now := time.Now()
@@ -321,13 +328,54 @@ func (s *Stack) readLoop() {
 				s.st.dropMalformed.Add(1) // cut short: not a packet we can check
 				continue
 			}
-			s.deliver(now, bufs[i][:sizes[i]])
+			s.deliver(now, bufs[i][:sizes[i]], false)
 		}
 	}
 }
 
-// deliver handles one packet from the link.
-func (s *Stack) deliver(now time.Time, pkt []byte) {
+// readLoopOffload is readLoop on a link with offloads: buffers for the
+// largest TCP segment the link passes whole (fewer of them, since each
+// holds up to 44 MTU-sized packets' worth), and checksums the link
+// vouches for taken as verified.
+func (s *Stack) readLoopOffload() {
+	const batch = 16
+	bufs := make([][]byte, batch)
+	sizes := make([]int, batch)
+	trusted := make([]bool, batch)
+	for i := range bufs {
+		bufs[i] = make([]byte, link.MaxOffloadPacket)
+	}
+	for {
+		n, err := s.off.ReadPacketsOffload(bufs, sizes, trusted)
+		if err != nil {
+			s.readFailed(err)
+			return
+		}
+		now := time.Now()
+		for i := range n {
+			if sizes[i] > len(bufs[i]) {
+				s.st.dropMalformed.Add(1)
+				continue
+			}
+			s.deliver(now, bufs[i][:sizes[i]], trusted[i])
+		}
+	}
+}
+
+// readFailed ends the stack after a link read error, unless it is
+// closing anyway.
+func (s *Stack) readFailed(err error) {
+	select {
+	case <-s.closed:
+	default:
+		s.logf("stack: link read: %v", err)
+		go s.Close()
+	}
+}
+
+// deliver handles one packet from the link. trusted says the link vouches
+// for its TCP checksum (link.Offloader), which is then not checked.
+func (s *Stack) deliver(now time.Time, pkt []byte, trusted bool) {
 	s.st.inPackets.Add(1)
 	if len(pkt) == 0 {
 		s.st.dropMalformed.Add(1)
@@ -337,7 +385,11 @@ func (s *Stack) deliver(now time.Time, pkt []byte) {
 		return
 	}
 	var p header.Packet
-	if err := header.ParsePacket(pkt, &p); err != nil {
+	parse := header.ParsePacket
+	if trusted {
+		parse = header.ParsePacketTrusted
+	}
+	if err := parse(pkt, &p); err != nil {
 		if errors.Is(err, header.ErrBadChecksum) {
 			s.st.dropBadChecksum.Add(1)
 		} else {
@@ -431,29 +483,66 @@ func (s *Stack) sendRaw(id tcp.Tuple, seg *tcp.Segment) {
 	s.write([][]byte{(*b)[:n]})
 }
 
-// build writes seg as an IP packet from id.Local to id.Remote into b.
+// build writes seg as an IP packet from id.Local to id.Remote into b. On
+// a link with offloads the TCP checksum is left partial, for the link to
+// finish (or, for a packet the kernel delivers locally, never compute):
+// write hands every TCP packet to such a link that way.
 func (s *Stack) build(b []byte, id tcp.Tuple, seg *tcp.Segment) (int, error) {
 	f := header.TCPFields{
 		SrcPort: id.Local.Port(), DstPort: id.Remote.Port(),
 		Seq: seg.Seq, Ack: seg.Ack, Flags: seg.Flags, Window: seg.Window, Urgent: seg.Urgent,
 	}
+	if s.off != nil {
+		return header.BuildPacketPartial(b, id.Local.Addr(), id.Remote.Addr(), s.ttl, &f, &seg.Options, seg.Payload)
+	}
 	return header.BuildPacket(b, id.Local.Addr(), id.Remote.Addr(), s.ttl, &f, &seg.Options, seg.Payload)
 }
 
-// write hands packets to the link.
+// write hands packets to the link. On a link with offloads it joins runs
+// of segments into one (see gsoRun) and may change the elements of pkts
+// and the packets' headers: the caller must only recycle the buffers
+// afterwards.
 func (s *Stack) write(pkts [][]byte) {
 	if len(pkts) == 0 {
+		return
+	}
+	if s.off != nil {
+		s.writeOffload(pkts)
 		return
 	}
 	n, err := s.ep.WritePackets(pkts)
 	s.st.outPackets.Add(uint64(n))
 	if err != nil {
-		s.st.writeErrors.Add(1)
-		select {
-		case <-s.closed:
-		default:
-			s.logf("stack: link write: %v", err)
+		s.writeFailed(err)
+	}
+}
+
+func (s *Stack) writeFailed(err error) {
+	s.st.writeErrors.Add(1)
+	select {
+	case <-s.closed:
+	default:
+		s.logf("stack: link write: %v", err)
+	}
+}
+
+// writeOffload writes pkts to a link with offloads: each run of segments
+// gsoRun finds goes as one GSO packet, anything else as it is (a TCP
+// packet with its checksum partial, as build left it).
+func (s *Stack) writeOffload(pkts [][]byte) {
+	for i := 0; i < len(pkts); {
+		j, mss := gsoRun(pkts, i)
+		if j-i > 1 {
+			joinRun(pkts[i:j])
+		} else {
+			mss = 0
 		}
+		if err := s.off.WriteOffload(pkts[i:j], mss); err != nil {
+			s.writeFailed(err)
+			return
+		}
+		s.st.outPackets.Add(uint64(j - i))
+		i = j
 	}
 }
 
