@@ -19,6 +19,14 @@ type item struct {
 	seq, ack seqnum.Value
 	pkt      int32 // index of the packet in its connection (for the ladder)
 	flags    header.TCPFlags
+	// unanswered is set when the item's segment (a SYN,ACK or a FIN) was
+	// retransmitted while its receiver sent nothing at all since the
+	// first transmission. Such a segment demands an immediate ACK (RFC
+	// 9293 §3.10.7.3 for a SYN,ACK in SYN-SENT, §3.10.7.4 "eighth, check
+	// the FIN bit" for a FIN), so a live TCP that got it would have
+	// answered: the item is taken as not delivered unless a later packet
+	// of the receiver proves it.
+	unanswered bool
 }
 
 // end is the sequence number just past what the item occupies: seq+1 for
@@ -50,6 +58,10 @@ type endpoint struct {
 	sentFin, finAcked bool
 	rcvSyn, rcvFin    bool
 	sentRst           bool
+	// quiet is set when the endpoint sent a SYN,ACK or a FIN for the
+	// first time and cleared by any packet from its peer: while it holds,
+	// the peer has sent nothing since.
+	quiet bool
 }
 
 // recorder commits transitions of one side of a connection (see
@@ -218,6 +230,27 @@ func (e *endpoint) deliver(k int, rec recorder) {
 	}
 }
 
+// deliverAnswered commits every pending item that is not taken as
+// undelivered (see item.unanswered) and forgets the rest.
+func (e *endpoint) deliverAnswered(rec recorder) {
+	for i := range e.pend {
+		if !e.pend[i].unanswered {
+			e.receive(e.pend[i], rec)
+		}
+	}
+	e.pend = nil
+}
+
+// doubt marks the pending SYN or FIN items whose own sequence number is
+// seq as unanswered (see item.unanswered).
+func (e *endpoint) doubt(seq seqnum.Value) {
+	for i := range e.pend {
+		if it := &e.pend[i]; it.occupies() && it.seq == seq {
+			it.unanswered = true
+		}
+	}
+}
+
 // drop forgets pending items that acknowledged e's sequence number upTo or
 // beyond: they were lost (e retransmitted what they acknowledged). It
 // returns the dropped items' packet indexes.
@@ -242,7 +275,9 @@ func (e *endpoint) believed(at int64, tw time.Duration) (tcp.State, int64) {
 	if len(e.pend) > 0 {
 		c.pend = nil
 		for _, it := range e.pend {
-			c.receive(it, recorder{})
+			if !it.unanswered {
+				c.receive(it, recorder{})
+			}
 		}
 	}
 	if c.st == tcp.TimeWait && at >= c.twStart+int64(tw) {

@@ -833,14 +833,31 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 		s.deliver(last, recS)
 	}
 
+	// Any packet from s breaks r's wait for an answer (see quiet).
+	r.quiet = false
+
 	// What a retransmission reveals: the peer's ACK of what is resent
 	// never arrived.
 	var lost []int
+	unanswered := false
 	switch {
 	case f.Has(header.SYN) && s.sentSyn && p.Seq == s.iss:
 		lost = s.drop(s.iss.Add(1))
+		// A SYN,ACK resent while the peer stayed silent since the first
+		// one was not received by a TCP in SYN-SENT, which answers it at
+		// once with an ACK (RFC 9293 §3.10.7.3).
+		if f.Has(header.ACK) && s.quiet {
+			unanswered = true
+			r.doubt(p.Seq)
+		}
 	case f.Has(header.FIN) && s.sentFin && p.Seq.Add(n) == s.finSeq:
 		lost = s.drop(s.finSeq.Add(1))
+		// Likewise a FIN, which its receiver acknowledges at once (RFC
+		// 9293 §3.10.7.4, eighth: "send an acknowledgment for the FIN").
+		if s.quiet {
+			unanswered = true
+			r.doubt(s.finSeq)
+		}
 	}
 	if c.keep {
 		c.x.lost = append(c.x.lost, lost...)
@@ -861,6 +878,7 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 	case f.Has(header.SYN):
 		if !s.sentSyn {
 			s.sentSyn, s.iss = true, p.Seq
+			s.quiet = f.Has(header.ACK)
 		}
 		if f.Has(header.ACK) {
 			if s.st == tcp.Listen || s.st == tcp.Closed {
@@ -881,6 +899,7 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 	}
 	if f.Has(header.FIN) && !f.Has(header.RST) && !(s.sentFin && p.Seq.Add(n) == s.finSeq) {
 		s.sentFin, s.finSeq, s.finAcked = true, p.Seq.Add(n), false
+		s.quiet = true
 		switch s.st {
 		case tcp.Established, tcp.SynReceived:
 			s.set(tcp.FinWait1, "CLOSE", now, idx, true, recS)
@@ -890,7 +909,7 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 	}
 
 	// What p means for its receiver, once it arrives.
-	it := item{flags: f, seq: p.Seq, ack: p.Ack, t: now, pkt: int32(idx)}
+	it := item{flags: f, seq: p.Seq, ack: p.Ack, t: now, pkt: int32(idx), unanswered: unanswered}
 	if f.Has(header.FIN) {
 		it.seq = p.Seq.Add(n)
 	}
@@ -911,7 +930,11 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 		}
 		r.pend = append(r.pend, it)
 		if len(r.pend) > maxPending {
-			r.deliver(0, recR)
+			if r.pend[0].unanswered {
+				r.pend = append(r.pend[:0], r.pend[1:]...)
+			} else {
+				r.deliver(0, recR)
+			}
 		}
 	}
 }
@@ -933,7 +956,7 @@ func (t *Tracker) finish(c *Conn, now int64) {
 		c.x.cur = -1
 	}
 	for d := range c.ep {
-		c.ep[d].deliver(len(c.ep[d].pend)-1, t.recorder(c, d))
+		c.ep[d].deliverAnswered(t.recorder(c, d))
 	}
 	t.expire(c, now)
 }
