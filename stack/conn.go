@@ -17,33 +17,43 @@ import (
 // as *net.TCPConn does: Read and Write block, deadlines give errors whose
 // Timeout() is true, CloseWrite half-closes, and errors wrap the errno a
 // Go programmer checks for (syscall.ECONNRESET, ECONNREFUSED, ETIMEDOUT).
+//
+// An idle connection holds little besides its state machine: the channels
+// that blocked calls wait on, the deadlines and the handshake's signal are
+// made when a call first needs them, and the timer queue links the
+// connection in place (timerLink) rather than holding an entry for it.
 type Conn struct {
 	s  *Stack
+	tc *tcp.Conn
+	l  *Listener // for a passive connection not yet accepted
+	mu sync.Mutex
+
+	outq   []outPkt
+	obsGen uint64    // the observation mask generation c.tc was given
+	tl     timerLink // the timer queue's bookkeeping, under timers.mu
+
+	// Made on first use, under mu: readable and writable hold a token
+	// when Read or Write may make progress; synced is closed once the
+	// handshake of a Dial completes or fails; dl holds the deadlines.
+	readable, writable chan struct{}
+	synced             chan struct{}
+	dl                 *deadlines
+
+	orphanAt time.Time // when a closed connection stuck in FIN-WAIT-2 is dropped
+
+	queued     bool // on the listener's accept queue
+	gone       bool // removed from the stack's table
+	retired    bool // its counters are in the stack's totals (under obs.retireMu)
+	userClosed bool // Close was called: further calls get net.ErrClosed
+	readShut   bool // CloseRead was called
+	linger0    bool // SetLinger(0): Close aborts
+	syncDone   bool // synced, if made, is closed
+
 	id tcp.Tuple
-
-	mu      sync.Mutex
-	tc      *tcp.Conn
-	outq    []outPkt
-	pkts    [][]byte  // scratch for writing outq
-	l       *Listener // for a passive connection not yet accepted
-	queued  bool      // on the listener's accept queue
-	sched   time.Time // timer queue bookkeeping, under timers.mu
-	obsGen  uint64    // the observation mask generation c.tc was given
-	gone    bool      // removed from the stack's table
-	retired bool      // its counters are in the stack's totals (under obs.retireMu)
-
-	userClosed bool      // Close was called: further calls get net.ErrClosed
-	orphanAt   time.Time // when a closed connection stuck in FIN-WAIT-2 is dropped
-	readShut   bool      // CloseRead was called
-	linger0    bool      // SetLinger(0): Close aborts
-
-	readable chan struct{} // a token when Read may make progress
-	writable chan struct{} // a token when Write may make progress
-	synced   chan struct{} // closed once the handshake completes or fails
-	syncOnce sync.Once
-
-	rdl, wdl deadline
 }
+
+// deadlines are a connection's read and write deadlines.
+type deadlines struct{ rd, wr deadline }
 
 type outPkt struct {
 	buf *[]byte
@@ -51,14 +61,7 @@ type outPkt struct {
 }
 
 func newConn(s *Stack, id tcp.Tuple) *Conn {
-	c := &Conn{
-		s: s, id: id,
-		readable: make(chan struct{}, 1),
-		writable: make(chan struct{}, 1),
-		synced:   make(chan struct{}),
-	}
-	c.rdl.init()
-	c.wdl.init()
+	c := &Conn{s: s, id: id}
 	cfg := &s.cfg
 	if id.Remote.Addr().Is6() && !id.Remote.Addr().Is4In6() && s.cfg.MSS > 20 {
 		// IPv6's header is 20 bytes longer than IPv4's.
@@ -121,10 +124,12 @@ func (c *Conn) afterLocked(now time.Time) {
 		st = tc.State()
 	}
 	if len(c.outq) > 0 {
-		// The slice of packets is the connection's own, kept between
+		// The slice of packets is borrowed from a pool, kept between
 		// calls: built on the stack, it would escape through the link's
-		// interface and cost an allocation per call that sends.
-		pkts := c.pkts[:0]
+		// interface and cost an allocation per call that sends; held by
+		// each connection, it would cost every idle one its memory.
+		pp := pktsPool.Get().(*[][]byte)
+		pkts := (*pp)[:0]
 		for _, p := range c.outq {
 			pkts = append(pkts, (*p.buf)[:p.n])
 		}
@@ -134,17 +139,19 @@ func (c *Conn) afterLocked(now time.Time) {
 			c.outq[i] = outPkt{}
 		}
 		clear(pkts)
-		c.pkts = pkts[:0]
+		*pp = pkts[:0]
+		pktsPool.Put(pp)
 		c.outq = c.outq[:0]
 	}
-	if tc.Readable() > 0 || tc.ReadClosed() || st == tcp.Closed || c.readShut {
+	if c.readable != nil && (tc.Readable() > 0 || tc.ReadClosed() || st == tcp.Closed || c.readShut) {
 		signal(c.readable)
 	}
-	if tc.Writable() > 0 || !writableState(st) {
+	if c.writable != nil && (tc.Writable() > 0 || !writableState(st)) {
 		signal(c.writable)
 	}
-	if st.Synchronized() || st == tcp.Closed {
-		c.syncOnce.Do(func() { close(c.synced) })
+	if c.synced != nil && !c.syncDone && (st.Synchronized() || st == tcp.Closed) {
+		c.syncDone = true
+		close(c.synced)
 	}
 	if st == tcp.Closed || st == tcp.Listen && c.l != nil {
 		// Closed, or a passive open that an RST sent back to LISTEN: the
@@ -173,6 +180,67 @@ func (c *Conn) afterLocked(now time.Time) {
 		}
 	}
 	c.s.timers.schedule(c, d)
+}
+
+// pktsPool holds the slices afterLocked hands the link.
+var pktsPool = sync.Pool{New: func() any { return new([][]byte) }}
+
+// waitChan returns *ch, making it first if need be: the channel a blocked
+// call waits on for a token. c.mu is held.
+func waitChan(ch *chan struct{}) chan struct{} {
+	if *ch == nil {
+		*ch = make(chan struct{}, 1)
+	}
+	return *ch
+}
+
+// readDeadline and writeDeadline return the channel closed when the read
+// or write deadline passes; nil (never ready) while no deadline was ever
+// set. c.mu is held.
+func (c *Conn) readDeadline() chan struct{} {
+	if c.dl == nil {
+		return nil
+	}
+	return c.dl.rd.wait()
+}
+
+func (c *Conn) writeDeadline() chan struct{} {
+	if c.dl == nil {
+		return nil
+	}
+	return c.dl.wr.wait()
+}
+
+// setDeadlines sets the read deadline (if rd) and the write deadline (if
+// wr) to t, making the deadlines on first use.
+func (c *Conn) setDeadlines(t time.Time, rd, wr bool) {
+	c.mu.Lock()
+	dl := c.dl
+	if dl == nil {
+		if t.IsZero() {
+			c.mu.Unlock()
+			return // no deadline, as before
+		}
+		dl = &deadlines{}
+		dl.rd.init()
+		dl.wr.init()
+		c.dl = dl
+		// A call blocked before the deadlines existed waits on no
+		// deadline channel: wake it to take the new one.
+		if c.readable != nil {
+			signal(c.readable)
+		}
+		if c.writable != nil {
+			signal(c.writable)
+		}
+	}
+	c.mu.Unlock()
+	if rd {
+		dl.rd.set(t)
+	}
+	if wr {
+		dl.wr.set(t)
+	}
 }
 
 func writableState(st tcp.State) bool { return st == tcp.Established || st == tcp.CloseWait }
@@ -230,7 +298,8 @@ func (c *Conn) Read(p []byte) (int, error) {
 			c.mu.Unlock()
 			return 0, io.EOF
 		}
-		if isClosed(c.rdl.wait()) {
+		rdl := c.readDeadline()
+		if isClosed(rdl) {
 			// A deadline in the past fails the call even when data waits,
 			// as with *net.TCPConn.
 			c.mu.Unlock()
@@ -239,6 +308,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		now := time.Now()
 		n, err := c.tc.Read(now, p)
 		c.afterLocked(now)
+		readable := waitChan(&c.readable)
 		c.mu.Unlock()
 		if n > 0 {
 			return n, nil
@@ -250,8 +320,8 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return 0, c.opError("read", err)
 		}
 		select {
-		case <-c.readable:
-		case <-c.rdl.wait():
+		case <-readable:
+		case <-rdl:
 			return 0, c.opError("read", os.ErrDeadlineExceeded)
 		case <-c.s.closed:
 			return 0, c.opError("read", net.ErrClosed)
@@ -269,13 +339,15 @@ func (c *Conn) Write(p []byte) (int, error) {
 			c.mu.Unlock()
 			return done, c.opError("write", net.ErrClosed)
 		}
-		if isClosed(c.wdl.wait()) {
+		wdl := c.writeDeadline()
+		if isClosed(wdl) {
 			c.mu.Unlock()
 			return done, c.opError("write", os.ErrDeadlineExceeded)
 		}
 		now := time.Now()
 		n, err := c.tc.Write(now, p[done:])
 		c.afterLocked(now)
+		writable := waitChan(&c.writable)
 		c.mu.Unlock()
 		done += n
 		if err != nil {
@@ -285,8 +357,8 @@ func (c *Conn) Write(p []byte) (int, error) {
 			return done, nil
 		}
 		select {
-		case <-c.writable:
-		case <-c.wdl.wait():
+		case <-writable:
+		case <-wdl:
 			return done, c.opError("write", os.ErrDeadlineExceeded)
 		case <-c.s.closed:
 			return done, c.opError("write", net.ErrClosed)
@@ -312,10 +384,16 @@ func (c *Conn) Close() error {
 		c.tc.Close(now)
 	}
 	c.afterLocked(now)
-	signal(c.readable)
-	signal(c.writable)
-	c.rdl.set(time.Time{})
-	c.wdl.set(time.Time{})
+	if c.readable != nil {
+		signal(c.readable)
+	}
+	if c.writable != nil {
+		signal(c.writable)
+	}
+	if c.dl != nil {
+		c.dl.rd.set(time.Time{})
+		c.dl.wr.set(time.Time{})
+	}
 	return nil
 }
 
@@ -357,16 +435,15 @@ func (c *Conn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.id.Remot
 
 // SetDeadline sets the read and write deadlines.
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.rdl.set(t)
-	c.wdl.set(t)
+	c.setDeadlines(t, true, true)
 	return nil
 }
 
 // SetReadDeadline sets the deadline for Read calls, pending ones included.
-func (c *Conn) SetReadDeadline(t time.Time) error { c.rdl.set(t); return nil }
+func (c *Conn) SetReadDeadline(t time.Time) error { c.setDeadlines(t, true, false); return nil }
 
 // SetWriteDeadline sets the deadline for Write calls, pending ones included.
-func (c *Conn) SetWriteDeadline(t time.Time) error { c.wdl.set(t); return nil }
+func (c *Conn) SetWriteDeadline(t time.Time) error { c.setDeadlines(t, false, true); return nil }
 
 // SetNoDelay turns Nagle's algorithm off (true) or on, as TCP_NODELAY.
 func (c *Conn) SetNoDelay(noDelay bool) error {
@@ -453,6 +530,8 @@ func (s *Stack) DialTCP(ctx context.Context, dst netip.AddrPort) (*Conn, error) 
 	}
 	s.st.activeOpens.Add(1)
 	c.mu.Lock()
+	synced := make(chan struct{})
+	c.synced = synced
 	now := time.Now()
 	if err := c.tc.Connect(now, s.isn(c.id)); err != nil {
 		c.mu.Unlock()
@@ -462,7 +541,7 @@ func (s *Stack) DialTCP(ctx context.Context, dst netip.AddrPort) (*Conn, error) 
 	c.afterLocked(now)
 	c.mu.Unlock()
 	select {
-	case <-c.synced:
+	case <-synced:
 	case <-ctx.Done():
 		c.abort()
 		return nil, opErr(ctx.Err())
@@ -471,6 +550,7 @@ func (s *Stack) DialTCP(ctx context.Context, dst netip.AddrPort) (*Conn, error) 
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.synced = nil // closed and read: let it go
 	if c.tc.State() == tcp.Closed {
 		err := c.tc.Err()
 		if err == nil {
@@ -538,6 +618,7 @@ func (s *Stack) remove(c *Conn) {
 	}
 	s.mu.Unlock()
 	if removed {
+		s.timers.unschedule(c)
 		s.retire(c)
 	}
 	if c.l != nil {

@@ -17,6 +17,8 @@
 package tcp
 
 import (
+	"math"
+	"sync"
 	"time"
 
 	"github.com/tcpstate/tcpstate/header"
@@ -36,21 +38,56 @@ type Output interface {
 //
 // A Conn is not safe for concurrent use; the runtime that drives it holds
 // a lock per connection.
+//
+// The fields are laid out for size, the wide ones first and the bytes and
+// flags together at the end, since a runtime may hold a million of these:
+// what only loss recovery and reordering need (the SACK scoreboard, the
+// out-of-order record), the congestion controller's state and the queues'
+// storage are held only while in use.
 type Conn struct {
 	id   Tuple
 	cfg  *Config
 	out  Output
 	obs  Observer
-	mask EventMask // the events obs wants; zero when obs is nil
 	user any
+	err  error // why the connection ended, once it has
 
 	// Counters over the connection's life (RFC 4022's tcpInSegs,
 	// tcpOutSegs and tcpRetransSegs, per connection).
 	segsIn, segsOut, retransSegs uint64
 
-	state   State
-	passive bool  // opened by a passive OPEN: an RST in SYN-RECEIVED returns to LISTEN
-	err     error // why the connection ended, once it has
+	// The queues. snd holds every byte from sndBuf (the first data byte
+	// not yet acknowledged) to the last one the user wrote; rcv holds
+	// bytes received in order and not yet read.
+	snd, rcv ring
+
+	// Congestion control and loss recovery (RFC 5681, RFC 6582, RFC 6675).
+	cc     cc.Algorithm // made on first use (ctl) once ccOn
+	sacked ranges       // what the peer has SACKed above SND.UNA
+	ooo    ranges       // out-of-order data held in rcv beyond RCV.NXT
+	// An application-limited ACK that came before cc was made: when, and
+	// (ccAckEmptied) whether it acknowledged all in flight (ctl).
+	ccAckAt time.Time
+
+	// Timers: a deadline per timer, zero when stopped.
+	timers [numTimers]time.Time
+
+	// The retransmission timer's estimator (RFC 6298).
+	srtt, rttvar, minRTT time.Duration
+	rto                  time.Duration
+	timedAt              time.Time
+
+	lastSend time.Time
+	lastRecv time.Time // when a segment last arrived (keep-alive)
+
+	// Per-connection settings, from the Config and then the setters.
+	kaIdle, kaInterval time.Duration
+
+	sndMSS  int // largest payload we put in one segment
+	peerMSS int // the MSS the peer announced
+
+	// What the current call is handling, for the causes of events.
+	curSeg SegmentInfo
 
 	// Send sequence variables (RFC 9293 §3.3.1). sndNxt is SND.NXT, the
 	// next new sequence number; rtxNxt is where retransmission resumes
@@ -61,81 +98,62 @@ type Conn struct {
 	sndWnd         uint32
 	maxSndWnd      uint32 // MAX.SND.WND of RFC 5961 §5.2
 	sndWL1, sndWL2 seqnum.Value
-	sndMSS         int // largest payload we put in one segment
-	peerMSS        int // the MSS the peer announced
+	sndBuf         seqnum.Value
+	finSeq         seqnum.Value // the FIN's sequence number, once finQueued
+	recover        seqnum.Value // RecoveryPoint: SND.NXT when recovery began
+	highRxt        seqnum.Value // HighRxt: the end of the last retransmission
+	timedSeq       seqnum.Value
+
+	// Receive sequence variables.
+	irs         seqnum.Value
+	rcvNxt      seqnum.Value
+	rcvUP       seqnum.Value
+	rcvAdv      seqnum.Value // right edge of the window last advertised
+	peerFin     seqnum.Value // where the peer's FIN sits, once seen
+	lastAckSent seqnum.Value
+
+	// Timestamps (RFC 7323).
+	tsRecent uint32
+	tsOffset uint32
+	tsLast   uint32 // the last TSval sent, once tsSent
+
+	dupAcks  int32
+	probes   int32 // unanswered zero-window probes
+	kaProbes int32 // unanswered keep-alive probes
+	retries  int32
+	kaCount  int32
+	rcvMSS   int32 // the largest segment received: "full-sized"
+	ackPend  int32 // bytes received since our last ACK (delayed ACK)
+
+	mask EventMask // the events obs wants; zero when obs is nil
+
+	state   State
+	passive bool // opened by a passive OPEN: an RST in SYN-RECEIVED returns to LISTEN
 
 	// Options agreed in the handshake (RFC 7323, RFC 2018).
 	wsOK, tsOK, sackOK bool
 	sndShift, rcvShift uint8 // window scale: the peer's, applied to SEG.WND; ours
-	tsRecent           uint32
-	tsOffset           uint32
-	tsLast             uint32 // the last TSval sent, once tsSent
 	tsSent             bool
-	lastAckSent        seqnum.Value
 
-	// The retransmission timer's estimator (RFC 6298).
-	srtt, rttvar, minRTT time.Duration
-	hasRTT, timing       bool
-	timedSeq             seqnum.Value
-	timedAt              time.Time
+	hasRTT, timing bool
+	ccOn           bool // congestion control has started
+	ccAckEmptied   bool
+	inRecovery     bool
+	urgent         bool // an urgent pointer ahead of the data read
+	peerFinSet     bool
 
-	// Congestion control and loss recovery (RFC 5681, RFC 6582, RFC 6675).
-	cc         cc.Algorithm
-	sacked     rangeSet // what the peer has SACKed above SND.UNA
-	dupAcks    int
-	inRecovery bool
-	recover    seqnum.Value // RecoveryPoint: SND.NXT when recovery began
-	highRxt    seqnum.Value // HighRxt: the end of the last retransmission
-	lastSend   time.Time
-
-	// Receive sequence variables.
-	irs        seqnum.Value
-	rcvNxt     seqnum.Value
-	rcvUP      seqnum.Value
-	urgent     bool         // an urgent pointer ahead of the data read
-	rcvAdv     seqnum.Value // right edge of the window last advertised
-	ooo        rangeSet     // out-of-order data held in rcv beyond RCV.NXT
-	rcvMSS     int          // the largest segment received: "full-sized"
-	ackPend    int          // bytes received since our last ACK (delayed ACK)
-	peerFin    seqnum.Value // where the peer's FIN sits, once seen
-	peerFinSet bool
-	lastRecv   time.Time // when a segment last arrived (keep-alive)
-	probes     int       // unanswered zero-window probes
-	kaProbes   int       // unanswered keep-alive probes
-
-	// The queues. snd holds every byte from sndBuf (the first data byte
-	// not yet acknowledged) to the last one the user wrote; rcv holds
-	// bytes received in order and not yet read.
-	snd    ring
-	sndBuf seqnum.Value
-	rcv    ring
-
-	finQueued  bool         // CLOSE was called: a FIN follows the queued data
-	finSeq     seqnum.Value // the FIN's sequence number, once finQueued
-	closeAfter bool         // CLOSE arrived in SYN-RECEIVED with data queued
-	finRcvd    bool         // the peer's FIN was received: no more data will come
-	ackNow     bool         // an ACK must go out before the current call returns
+	finQueued  bool // CLOSE was called: a FIN follows the queued data
+	closeAfter bool // CLOSE arrived in SYN-RECEIVED with data queued
+	finRcvd    bool // the peer's FIN was received: no more data will come
+	ackNow     bool // an ACK must go out before the current call returns
 	ackReason  Reason
 
-	// Timers: a deadline per timer, zero when stopped.
-	timers  [numTimers]time.Time
-	rto     time.Duration
-	retries int
-
-	// What the current call is handling, for the causes of events.
-	curSeg   SegmentInfo
 	curCall  Call
 	curTimer Timer
 	curKind  CauseKind
 
-	// Per-connection settings, from the Config and then the setters.
-	noDelay            bool
-	keepAlive          bool
-	kaIdle, kaInterval time.Duration
-	kaCount            int
-
-	tx Segment // scratch for outgoing segments, so sending allocates nothing
-	ev Event   // scratch for events, so observing allocates nothing
+	noDelay   bool
+	keepAlive bool
 }
 
 // NewConn returns a connection in the CLOSED state for the sockets id.
@@ -149,7 +167,7 @@ func NewConn(id Tuple, cfg *Config, out Output) *Conn {
 	c.SetObserver(cfg.Observer)
 	c.noDelay = cfg.NoDelay
 	c.keepAlive = cfg.KeepAlive
-	c.kaIdle, c.kaInterval, c.kaCount = cfg.keepAliveIdle(), cfg.keepAliveInterval(), cfg.keepAliveCount()
+	c.kaIdle, c.kaInterval, c.kaCount = cfg.keepAliveIdle(), cfg.keepAliveInterval(), clamp32(cfg.keepAliveCount())
 	c.resetTCB()
 	return c
 }
@@ -176,6 +194,9 @@ func (c *Conn) resetTCB() {
 		c.rcvShift = c.ourWindowShift()
 	}
 }
+
+// clamp32 narrows a count to the int32 a Conn keeps it in.
+func clamp32(n int) int32 { return int32(min(n, math.MaxInt32)) }
 
 // ID returns the connection's sockets.
 func (c *Conn) ID() Tuple { return c.id }
@@ -230,7 +251,7 @@ func (c *Conn) SetKeepAlive(now time.Time, on bool, idle, interval time.Duration
 		c.kaInterval = interval
 	}
 	if count > 0 {
-		c.kaCount = count
+		c.kaCount = clamp32(count)
 	}
 	switch {
 	case !on:
@@ -315,14 +336,14 @@ func (c *Conn) Status() Status {
 		ISS: c.iss, SndUna: c.sndUna, SndNxt: c.sndNxt, SndWnd: c.sndWnd,
 		IRS: c.irs, RcvNxt: c.rcvNxt, RcvWnd: c.rcvWindow(), SndMSS: c.sndMSS,
 		SendQueued: c.snd.len(), RecvQueued: c.rcv.len(), UrgentQueued: c.urgent,
-		RTO: c.rto, Retransmits: c.retries, Timers: c.timers, Err: c.err,
+		RTO: c.rto, Retransmits: int(c.retries), Timers: c.timers, Err: c.err,
 		SegsIn: c.segsIn, SegsOut: c.segsOut, RetransSegs: c.retransSegs,
 	}
 	if c.hasRTT {
 		st.SRTT = c.srtt
 	}
-	if c.cc != nil {
-		st.Cwnd = c.cc.CWnd()
+	if c.ccOn {
+		st.Cwnd = c.cwnd()
 	}
 	if c.sndNxt.LessThan(c.dataEnd()) && c.sndBuf.LessThanEq(c.sndNxt) {
 		st.SendUnsent = int(c.sndNxt.Size(c.dataEnd()))
@@ -403,9 +424,21 @@ func (c *Conn) cause() Cause {
 func (c *Conn) emit(e Event) {
 	e.Conn = c.id
 	e.State = c.state
-	c.ev = e
-	c.obs.Observe(&c.ev)
+	p := eventPool.Get().(*Event)
+	*p = e
+	c.obs.Observe(p)
+	*p = Event{}
+	eventPool.Put(p)
 }
+
+// The events and segments handed to an Observer and an Output are borrowed
+// from these pools for the call: kept in each Conn, they would cost every
+// idle connection their memory, and built on the stack they would escape
+// through the interfaces and cost an allocation per call.
+var (
+	eventPool   = sync.Pool{New: func() any { return new(Event) }}
+	segmentPool = sync.Pool{New: func() any { return new(Segment) }}
+)
 
 // enterClosed ends the connection with err (nil for a normal end): the
 // queues are flushed and every timer stops (RFC 9293 "delete the TCB").
@@ -458,14 +491,18 @@ func (c *Conn) transmit(now time.Time, seg *Segment, why Reason, rtx bool) {
 		c.emit(Event{Time: now, Type: EventSegmentOut, Segment: seg.Info(), Reason: why, Retransmit: rtx})
 	}
 	if c.out != nil {
-		c.out.Send(c, seg)
+		p := segmentPool.Get().(*Segment)
+		*p = *seg
+		c.out.Send(c, p)
+		*p = Segment{}
+		segmentPool.Put(p)
 	}
 }
 
 // sendControl sends a segment with no payload: <SEQ=seq><CTL=flags>.
 func (c *Conn) sendControl(now time.Time, seq seqnum.Value, flags header.TCPFlags, why Reason) {
-	c.tx = Segment{Seq: seq, Flags: flags}
-	c.send(now, &c.tx, why, false)
+	tx := Segment{Seq: seq, Flags: flags}
+	c.send(now, &tx, why, false)
 }
 
 // sendAck sends <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, the reply RFC 9293
@@ -482,21 +519,21 @@ func (c *Conn) sendReset(now time.Time, seq seqnum.Value, why Reason) {
 // sendSyn sends our SYN (active open) or SYN,ACK (passive and simultaneous
 // open), with the MSS option (RFC 9293 §3.7.1).
 func (c *Conn) sendSyn(now time.Time, withAck bool, rtx bool) {
-	c.tx = Segment{Seq: c.iss, Flags: header.SYN}
+	tx := Segment{Seq: c.iss, Flags: header.SYN}
 	why := ReasonOpen
 	if withAck {
-		c.tx.Flags |= header.ACK
+		tx.Flags |= header.ACK
 		why = ReasonSynAck
 	}
 	if rtx {
 		why = ReasonRetransmit
 	}
-	c.synOptions(now, &c.tx.Options, withAck)
+	c.synOptions(now, &tx.Options, withAck)
 	if rtx {
 		c.karn()
 	} else {
 		c.startTiming(now, c.iss)
 	}
-	c.send(now, &c.tx, why, rtx)
+	c.send(now, &tx, why, rtx)
 	c.armRetransmit(now)
 }

@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"math"
 	"time"
 
 	"github.com/tcpstate/tcpstate/header"
@@ -58,8 +59,7 @@ func ResetFor(seg *Segment) (Segment, bool) {
 func (c *Conn) inputClosed(now time.Time, seg *Segment) {
 	c.drop(now, seg, ReasonResetNoConn)
 	if rst, ok := ResetFor(seg); ok {
-		c.tx = rst
-		c.transmit(now, &c.tx, ReasonResetNoConn, false)
+		c.transmit(now, &rst, ReasonResetNoConn, false)
 	}
 }
 
@@ -547,10 +547,10 @@ func (c *Conn) processAckData(now time.Time, seg *Segment, ack seqnum.Value, pay
 	case c.sndUna.LessThan(ack):
 		flight := c.inFlight()
 		acked := int(c.sndUna.Size(ack))
-		appLimited := c.cc != nil && flight+c.sndMSS < c.cc.CWnd()
+		appLimited := c.ccOn && flight+c.sndMSS < c.cwnd()
 		c.ackSendQueue(now, ack)
 		rtt := c.sampleFromAck(now, seg)
-		if c.cc == nil {
+		if !c.ccOn {
 			return
 		}
 		if c.inRecovery {
@@ -559,7 +559,7 @@ func (c *Conn) processAckData(now time.Time, seg *Segment, ack seqnum.Value, pay
 				// has arrived (RFC 6582 §3.2 step 6, RFC 6675 §5).
 				c.inRecovery = false
 				c.dupAcks = 0
-				c.cc.OnRecoveryEnd(now)
+				c.ctl().OnRecoveryEnd(now)
 			} else if !c.sackOK {
 				// A partial ACK: the next hole is lost too; resend it at
 				// once (RFC 6582 §3.2 step 5).
@@ -569,16 +569,25 @@ func (c *Conn) processAckData(now time.Time, seg *Segment, ack seqnum.Value, pay
 			return
 		}
 		c.dupAcks = 0
-		c.cc.OnAck(cc.Ack{Now: now, Acked: acked, InFlight: flight, RTT: rtt, SRTT: c.srtt, MinRTT: c.minRTT, AppLimited: appLimited})
+		if c.cc == nil && appLimited {
+			// The ACK of our SYN, or of data sent while far below the
+			// window: it only tells the algorithm when it came. Note it
+			// for the algorithm to hear once it exists (ctl).
+			c.ccAckAt, c.ccAckEmptied = now, acked >= flight
+			return
+		}
+		c.ctl().OnAck(cc.Ack{Now: now, Acked: acked, InFlight: flight, RTT: rtt, SRTT: c.srtt, MinRTT: c.minRTT, AppLimited: appLimited})
 	case ack == c.sndUna && c.sndUna.LessThan(c.sndNxt) && len(payload) == 0 && !fin &&
 		(sackNew || uint32(seg.Window)<<c.sndShift == c.sndWnd):
 		// A duplicate ACK (RFC 5681 §2), or one that SACKs new data
 		// (RFC 6675 §2).
-		c.dupAcks++
+		if c.dupAcks < math.MaxInt32 {
+			c.dupAcks++
+		}
 		if c.observing(EventDrop) {
 			c.emit(Event{Time: now, Type: EventDrop, Segment: seg.Info(), Reason: ReasonDupAck})
 		}
-		if c.cc != nil && !c.inRecovery && c.recover.LessThanEq(c.sndUna) &&
+		if c.ccOn && !c.inRecovery && c.recover.LessThanEq(c.sndUna) &&
 			(c.dupAcks >= dupThresh || c.sackOK && c.isLost(c.sndUna)) {
 			c.enterRecovery(now)
 		}
@@ -654,7 +663,7 @@ func (c *Conn) processText(now time.Time, seg *Segment, seq seqnum.Value, payloa
 			c.drop(now, seg, ReasonTextAfterFin)
 			return
 		}
-		c.rcvMSS = max(c.rcvMSS, len(seg.Payload))
+		c.rcvMSS = max(c.rcvMSS, clamp32(len(seg.Payload)))
 		if seq != c.rcvNxt {
 			// Data beyond RCV.NXT: "Segments with higher beginning
 			// sequence numbers than RCV.NXT may be held for later
@@ -689,7 +698,7 @@ func (c *Conn) processText(now time.Time, seg *Segment, seq seqnum.Value, payloa
 		n := int(c.rcvNxt.Size(next))
 		c.rcv.commit(n)
 		c.rcvNxt = next
-		c.ackPend += n
+		c.ackPend = clamp32(int(c.ackPend) + n)
 		// "Send an acknowledgment of the form:
 		// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. This acknowledgment should
 		// be piggybacked on a segment being transmitted if possible

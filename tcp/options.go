@@ -106,7 +106,7 @@ func (c *Conn) segOptions(now time.Time, o *header.TCPOptions) {
 		if c.tsOK {
 			limit = 3
 		}
-		last := c.ooo.last
+		last := c.ooo.last()
 		o.SACKBlocks[0] = header.SACKBlock{Left: c.ooo.at(last).start, Right: c.ooo.at(last).end}
 		o.NumSACK = 1
 		for i := c.ooo.len() - 1; i >= 0 && o.NumSACK < limit; i-- {

@@ -1,6 +1,10 @@
 package tcp
 
-import "github.com/tcpstate/tcpstate/seqnum"
+import (
+	"sync"
+
+	"github.com/tcpstate/tcpstate/seqnum"
+)
 
 // maxRanges bounds a rangeSet. A receiver holding more holes than this
 // drops the segment that would open another; a sender whose peer reports
@@ -23,10 +27,7 @@ type rangeSet struct {
 	last int
 }
 
-func (s *rangeSet) len() int          { return s.n }
-func (s *rangeSet) empty() bool       { return s.n == 0 }
-func (s *rangeSet) reset()            { s.n, s.last = 0, 0 }
-func (s *rangeSet) at(i int) seqRange { return s.r[i] }
+func (s *rangeSet) reset() { s.n, s.last = 0, 0 }
 
 // add inserts [start, end), merging it with the ranges it overlaps or
 // touches. It reports false, changing nothing, when the set is full and
@@ -107,4 +108,77 @@ func (s *rangeSet) bytesAbove(seq seqnum.Value) (bytes int, ranges int) {
 		ranges++
 	}
 	return bytes, ranges
+}
+
+// ranges is a rangeSet held only while it is not empty: the SACK
+// scoreboard and the out-of-order record are empty on every connection
+// that loses and reorders nothing, so an idle connection holds a pointer
+// for each instead of a set. The sets come from a pool and go back to it
+// when they empty, so a connection that recovers from a loss now and then
+// does not allocate each time.
+type ranges struct{ p *rangeSet }
+
+var rangePool = sync.Pool{New: func() any { return new(rangeSet) }}
+
+func (s *ranges) len() int {
+	if s.p == nil {
+		return 0
+	}
+	return s.p.n
+}
+
+func (s *ranges) empty() bool       { return s.p == nil || s.p.n == 0 }
+func (s *ranges) at(i int) seqRange { return s.p.r[i] }
+
+// last is the range the latest add touched (RFC 2018 §4).
+func (s *ranges) last() int {
+	if s.p == nil {
+		return 0
+	}
+	return s.p.last
+}
+
+// reset empties the set and gives its storage back.
+func (s *ranges) reset() {
+	if s.p != nil {
+		s.p.reset()
+		rangePool.Put(s.p)
+		s.p = nil
+	}
+}
+
+// add is rangeSet.add, taking storage when the set was empty.
+func (s *ranges) add(start, end seqnum.Value) bool {
+	if !start.LessThan(end) {
+		return true
+	}
+	if s.p == nil {
+		s.p = rangePool.Get().(*rangeSet)
+	}
+	return s.p.add(start, end)
+}
+
+// trimBelow is rangeSet.trimBelow, giving the storage back once empty.
+func (s *ranges) trimBelow(seq seqnum.Value) {
+	if s.p == nil {
+		return
+	}
+	s.p.trimBelow(seq)
+	if s.p.n == 0 {
+		s.reset()
+	}
+}
+
+func (s *ranges) contains(seq seqnum.Value) (bool, seqnum.Value) {
+	if s.p == nil {
+		return false, 0
+	}
+	return s.p.contains(seq)
+}
+
+func (s *ranges) bytesAbove(seq seqnum.Value) (bytes int, n int) {
+	if s.p == nil {
+		return 0, 0
+	}
+	return s.p.bytesAbove(seq)
 }

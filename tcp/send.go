@@ -37,12 +37,49 @@ func (c *Conn) flush(now time.Time) {
 	}
 }
 
-// startCC sets up congestion control once the handshake has fixed the MSS.
+// startCC turns congestion control on once the handshake has fixed the
+// MSS. The algorithm's state is made when first needed (ctl): until the
+// connection sends data or takes an ACK for some, its window is the
+// initial window, and a connection that stays idle never holds one.
 func (c *Conn) startCC() {
-	c.cc, _ = cc.New(c.cfg.CongestionControl, cc.Config{MSS: c.sndMSS, InitialWindow: c.cfg.initialWindow()})
+	c.ccOn = true
+	c.cc = nil
+}
+
+// ccConfig is what the congestion controller is set up with.
+func (c *Conn) ccConfig() cc.Config {
+	return cc.Config{MSS: c.sndMSS, InitialWindow: c.cfg.initialWindow()}
+}
+
+// ctl returns the congestion controller, making it on first use. ccOn is
+// set. An application-limited ACK that came before it existed is told to
+// it first: of such ACKs, the algorithms keep only when the last one came
+// and whether it emptied the pipe, so the one noted is enough.
+func (c *Conn) ctl() cc.Algorithm {
 	if c.cc == nil {
-		c.cc = cc.NewCubic(cc.Config{MSS: c.sndMSS, InitialWindow: c.cfg.initialWindow()})
+		c.cc, _ = cc.New(c.cfg.CongestionControl, c.ccConfig())
+		if c.cc == nil {
+			c.cc = cc.NewCubic(c.ccConfig())
+		}
+		if !c.ccAckAt.IsZero() {
+			ack := cc.Ack{Now: c.ccAckAt, Acked: 1, InFlight: 2, AppLimited: true}
+			if c.ccAckEmptied {
+				ack.InFlight = 1
+			}
+			c.cc.OnAck(ack)
+			c.ccAckAt, c.ccAckEmptied = time.Time{}, false
+		}
 	}
+	return c.cc
+}
+
+// cwnd is the congestion window without making the controller: a fresh
+// one's is the initial window. ccOn is set.
+func (c *Conn) cwnd() int {
+	if c.cc == nil {
+		return cc.InitialCWnd(c.ccConfig())
+	}
+	return c.cc.CWnd()
 }
 
 // sackedBelow counts the SACKed bytes before seq.
@@ -80,7 +117,7 @@ func (c *Conn) isLost(seq seqnum.Value) bool {
 // inflation).
 func (c *Conn) pipe() int {
 	if !c.sackOK {
-		out := int(c.sndUna.Size(c.sndNxt)) - c.dupAcks*c.sndMSS
+		out := int(c.sndUna.Size(c.sndNxt)) - int(c.dupAcks)*c.sndMSS
 		if c.sndUna.LessThan(c.highRxt) {
 			out += int(c.sndUna.Size(c.highRxt))
 		}
@@ -129,7 +166,7 @@ func (c *Conn) nextHole(from seqnum.Value, lostOnly bool) (seqnum.Value, seqnum.
 // segment at SND.UNA is lost (RFC 5681 §3.2, RFC 6675 §5). The congestion
 // window falls once, and the first lost segment is resent at once.
 func (c *Conn) enterRecovery(now time.Time) {
-	c.cc.OnCongestion(now, c.inFlight())
+	c.ctl().OnCongestion(now, c.inFlight())
 	c.inRecovery = true
 	c.recover = c.sndNxt
 	c.highRxt = c.sndUna
@@ -144,7 +181,7 @@ func (c *Conn) sendRecovery(now time.Time) {
 	if !c.sackOK {
 		return // NewReno resends one segment per partial ACK; new data follows in sendData
 	}
-	for c.cc.CWnd()-c.pipe() >= c.sndMSS {
+	for c.cwnd()-c.pipe() >= c.sndMSS {
 		if a, _, ok := c.nextHole(c.highRxt, true); ok {
 			c.retransmitAt(now, a, ReasonFastRetransmit)
 			continue
@@ -176,19 +213,19 @@ func (c *Conn) retransmitAt(now time.Time, seq seqnum.Value, why Reason) {
 			}
 		}
 	}
-	c.tx = Segment{Seq: seq, Flags: header.ACK}
+	tx := Segment{Seq: seq, Flags: header.ACK}
 	if n > 0 {
-		c.tx.Payload = c.snd.peek(int(c.sndBuf.Size(seq)), n)
-		n = len(c.tx.Payload)
+		tx.Payload = c.snd.peek(int(c.sndBuf.Size(seq)), n)
+		n = len(tx.Payload)
 	}
 	if c.finQueued && seq.Add(seqnum.Size(n)) == end && end.LessThan(c.sndNxt) {
-		c.tx.Flags |= header.FIN
+		tx.Flags |= header.FIN
 	}
-	if n == 0 && c.tx.Flags&header.FIN == 0 {
+	if n == 0 && tx.Flags&header.FIN == 0 {
 		return
 	}
-	c.send(now, &c.tx, why, true)
-	if e := seq.Add(c.tx.Len()); c.highRxt.LessThan(e) {
+	c.send(now, &tx, why, true)
+	if e := seq.Add(tx.Len()); c.highRxt.LessThan(e) {
 		c.highRxt = e
 	}
 	c.armRetransmit(now)
@@ -199,8 +236,8 @@ func (c *Conn) retransmitAt(now time.Time, seq seqnum.Value, why Reason) {
 // congestion window and the MSS, skipping what the peer has SACKed, with
 // the FIN on the segment that ends the queue once the user has closed.
 func (c *Conn) sendData(now time.Time) {
-	if c.cc != nil && c.sndUna == c.sndNxt && !c.lastSend.IsZero() && now.Sub(c.lastSend) > c.rto {
-		c.cc.OnIdle(now) // RFC 5681 §4.1: restart after an idle period
+	if c.ccOn && c.sndUna == c.sndNxt && !c.lastSend.IsZero() && now.Sub(c.lastSend) > c.rto {
+		c.ctl().OnIdle(now) // RFC 5681 §4.1: restart after an idle period
 	}
 	for {
 		if c.rtxNxt.LessThan(c.sndBuf) {
@@ -230,8 +267,8 @@ func (c *Conn) sendData(now time.Time) {
 			n = min(n, int(p.Size(wndEnd)))
 		}
 		// RFC 5681 §3.1: nor beyond the congestion window.
-		if c.cc != nil {
-			room := c.cc.CWnd() - c.inFlight()
+		if c.ccOn {
+			room := c.cwnd() - c.inFlight()
 			n = min(n, max(room, 0))
 		}
 		if rtx {
@@ -248,17 +285,17 @@ func (c *Conn) sendData(now time.Time) {
 			c.armPersist(now, avail)
 			return
 		}
-		c.tx = Segment{Seq: p, Flags: header.ACK}
+		tx := Segment{Seq: p, Flags: header.ACK}
 		if n > 0 {
-			c.tx.Payload = c.snd.peek(int(c.sndBuf.Size(p)), n)
-			if p.Add(seqnum.Size(len(c.tx.Payload))) == end {
-				c.tx.Flags |= header.PSH
+			tx.Payload = c.snd.peek(int(c.sndBuf.Size(p)), n)
+			if p.Add(seqnum.Size(len(tx.Payload))) == end {
+				tx.Flags |= header.PSH
 			} else {
 				fin = false // the ring's wrap cut the segment short
 			}
 		}
 		if fin {
-			c.tx.Flags |= header.FIN
+			tx.Flags |= header.FIN
 		}
 		why := ReasonData
 		switch {
@@ -270,11 +307,11 @@ func (c *Conn) sendData(now time.Time) {
 		default:
 			c.startTiming(now, p)
 		}
-		if c.tx.Len() == 0 {
+		if tx.Len() == 0 {
 			return
 		}
-		c.send(now, &c.tx, why, rtx)
-		c.rtxNxt = p.Add(c.tx.Len())
+		c.send(now, &tx, why, rtx)
+		c.rtxNxt = p.Add(tx.Len())
 		if c.sndNxt.LessThan(c.rtxNxt) {
 			c.sndNxt = c.rtxNxt
 		}

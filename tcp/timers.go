@@ -86,7 +86,7 @@ func (c *Conn) retransmitTimeout(now time.Time) {
 	case Closed, Listen, TimeWait, FinWait2:
 		return
 	}
-	if c.retries >= limit {
+	if int(c.retries) >= limit {
 		c.enterClosed(now, ErrTimeout)
 		return
 	}
@@ -101,8 +101,8 @@ func (c *Conn) retransmitTimeout(now time.Time) {
 		// from SYN-RECEIVED that moved on to FIN-WAIT-1).
 		c.sendSyn(now, true, true)
 	default:
-		if c.cc != nil {
-			c.cc.OnTimeout(now, c.inFlight())
+		if c.ccOn {
+			c.ctl().OnTimeout(now, c.inFlight())
 		}
 		c.inRecovery = false
 		c.dupAcks = 0
@@ -132,7 +132,7 @@ func (c *Conn) persistTimeout(now time.Time) {
 	default:
 		return
 	}
-	if c.probes >= c.cfg.dataRetries() {
+	if int(c.probes) >= c.cfg.dataRetries() {
 		c.enterClosed(now, ErrTimeout)
 		return
 	}
@@ -170,8 +170,8 @@ func (c *Conn) keepAliveTimeout(now time.Time) {
 // sendProbe sends <SEQ=SND.UNA-1><ACK=RCV.NXT><CTL=ACK>: old enough to be
 // outside the peer's window, so it must answer with an ACK.
 func (c *Conn) sendProbe(now time.Time, why Reason) {
-	c.tx = Segment{Seq: c.sndUna.Sub(1), Flags: header.ACK}
-	c.send(now, &c.tx, why, false)
+	tx := Segment{Seq: c.sndUna.Sub(1), Flags: header.ACK}
+	c.send(now, &tx, why, false)
 }
 
 // armRetransmit starts the retransmission timer if it is not running

@@ -72,6 +72,15 @@ type Config struct {
 	InitialWindow int
 }
 
+// InitialCWnd returns the congestion window every algorithm starts with
+// for cfg: the initial window, cfg.InitialWindow segments of cfg.MSS bytes
+// (RFC 6928, RFC 5681 §3.1). A connection can answer with it before it
+// makes its algorithm, which it does only once it has data to send.
+func InitialCWnd(cfg Config) int {
+	_, iw := sizes(cfg)
+	return iw
+}
+
 // Names lists the algorithms New knows, the default first.
 var Names = []string{"cubic", "newreno"}
 
