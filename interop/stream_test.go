@@ -41,10 +41,17 @@ func echo(c *net.TCPConn, data []byte) ([]byte, error) {
 }
 
 // TestGoEcho: a kernel socket against `tcpstate serve --app echo`: bodies
-// from one byte to 8 MB come back intact, and the server's FIN follows.
+// from one byte to 8 MB come back intact, and the server's FIN follows;
+// with the TUN device's offloads and without.
 func TestGoEcho(t *testing.T) {
+	for _, m := range offloadModes {
+		t.Run(m.name, func(t *testing.T) { testGoEcho(t, m.args) })
+	}
+}
+
+func testGoEcho(t *testing.T, extra []string) {
 	ns := newNS(t, dev0)
-	startServe(t, ns, dev0, stack0CIDR, 7, "echo")
+	startServe(t, ns, dev0, stack0CIDR, 7, "echo", extra...)
 	d := dialer{ns: ns}
 	for i, n := range []int{1, 1000, 65536, 1 << 20, 8 << 20} {
 		c, err := d.dial(context.Background(), stack0+":7")
@@ -65,10 +72,16 @@ func TestGoEcho(t *testing.T) {
 
 // TestGoDiscard: a kernel socket sends 20 MB to `tcpstate serve --app
 // discard`, half-closes, and gets the server's FIN with no data and no
-// reset.
+// reset; with the TUN device's offloads and without.
 func TestGoDiscard(t *testing.T) {
+	for _, m := range offloadModes {
+		t.Run(m.name, func(t *testing.T) { testGoDiscard(t, m.args) })
+	}
+}
+
+func testGoDiscard(t *testing.T, extra []string) {
 	ns := newNS(t, dev0)
-	startServe(t, ns, dev0, stack0CIDR, 9, "discard")
+	startServe(t, ns, dev0, stack0CIDR, 9, "discard", extra...)
 	c, err := dialer{ns: ns}.dial(context.Background(), stack0+":9")
 	if err != nil {
 		t.Fatalf("dial %s:9: %v", stack0, err)

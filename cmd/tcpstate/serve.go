@@ -38,6 +38,8 @@ type stackFlags struct {
 	trace string
 	pcap  string
 
+	noOffload bool
+
 	cpuProfile, memProfile string
 }
 
@@ -48,6 +50,7 @@ func (f *stackFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.admin, "admin", "", "serve /metrics, /conns, /stats, /transitions and /events over HTTP on ADDR (for example 127.0.0.1:9180)")
 	fl.StringVar(&f.trace, "trace", "", "write every event (segments, state changes, timers) to FILE as JSON lines")
 	fl.StringVar(&f.pcap, "pcap", "", "write every packet sent and received to FILE as pcapng")
+	fl.BoolVar(&f.noOffload, "no-offload", false, "open the TUN device without the kernel's offloads (TSO, checksums): MTU-sized packets only")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to FILE (read it with go tool pprof)")
 	fl.StringVar(&f.memProfile, "memprofile", "", "write a heap profile to FILE at the end of the run (go tool pprof)")
 }
@@ -134,7 +137,7 @@ func (f *stackFlags) open(ctx context.Context, stderr io.Writer) (*running, erro
 	// First in the list, so the last to run: the profiles cover it all.
 	r.stop = append(r.stop, stopProfiles)
 	var ep link.Endpoint
-	dev, err := tun.Open(f.dev, tun.Options{NoCreate: true})
+	dev, err := tun.Open(f.dev, tun.Options{NoCreate: true, NoOffload: f.noOffload})
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return fail(fmt.Errorf("TUN device %q does not exist (create it with: ip tuntap add dev %s mode tun)", f.dev, f.dev))
