@@ -100,6 +100,11 @@ func (c *Conn) Read(now time.Time, p []byte) (int, error) {
 	c.curKind, c.curCall = CauseCall, CallReceive
 	if c.rcv.len() > 0 {
 		n := c.rcv.read(p)
+		if c.rcv.len() == 0 && c.ooo.empty() {
+			// All read and nothing held past a hole: an idle
+			// connection keeps no receive storage.
+			c.rcv.release()
+		}
 		c.maybeWindowUpdate(now)
 		return n, nil
 	}

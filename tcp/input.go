@@ -618,6 +618,9 @@ func (c *Conn) ackSendQueue(now time.Time, ack seqnum.Value) {
 	if c.sndBuf.LessThan(dataAcked) {
 		c.snd.discard(int(c.sndBuf.Size(dataAcked)))
 		c.sndBuf = dataAcked
+		if c.snd.len() == 0 {
+			c.snd.release() // all acknowledged: keep no send storage
+		}
 	}
 	c.probes = 0
 	c.onAckProgress(now)

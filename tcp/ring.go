@@ -1,5 +1,10 @@
 package tcp
 
+import (
+	"sync"
+	"unsafe"
+)
+
 // ring is a byte ring buffer: the connection's send and receive queues.
 //
 // Its capacity, size, is what the window is reckoned from; its storage
@@ -34,12 +39,13 @@ func (r *ring) reserve(end int) {
 		c *= 2
 	}
 	c = min(c, r.size)
-	nb := make([]byte, c)
+	nb := getRingBuf(c)
 	if old := len(r.buf); old > 0 {
 		// Lay the old storage out from the head: queued bytes and any
 		// out-of-order data past them keep their offsets.
 		k := copy(nb, r.buf[r.head:])
 		copy(nb[k:old], r.buf[:r.head])
+		putRingBuf(r.buf)
 	}
 	r.buf, r.head = nb, 0
 }
@@ -91,6 +97,52 @@ func (r *ring) peek(off, n int) []byte {
 	start := (r.head + off) % len(r.buf)
 	n = min(n, len(r.buf)-start)
 	return r.buf[start : start+n]
+}
+
+// release lets the storage of an empty ring go, so that an idle
+// connection holds none; storage of the initial size goes back to a pool
+// for the next ring that needs some, so a connection that exchanges small
+// requests and answers does not allocate for each.
+func (r *ring) release() {
+	if r.n != 0 || r.buf == nil {
+		return
+	}
+	putRingBuf(r.buf)
+	r.buf, r.head = nil, 0
+}
+
+// ringPools hold the storage rings let go, by size: ringInitial<<i bytes
+// in ringPools[i]. Storage of other sizes (a ring whose capacity is not
+// such a size) is left to the collector.
+var ringPools [20]sync.Pool
+
+func ringPoolIndex(n int) int {
+	for i := range ringPools {
+		if n == ringInitial<<i {
+			return i
+		}
+	}
+	return -1
+}
+
+// getRingBuf returns storage of n bytes, from a pool when there is some.
+// Its contents are whatever they were: a ring reads only bytes written.
+func getRingBuf(n int) []byte {
+	if i := ringPoolIndex(n); i >= 0 {
+		// The pools hold the storage's first byte: a pointer, which an
+		// interface holds without allocating.
+		if p, ok := ringPools[i].Get().(unsafe.Pointer); ok {
+			return unsafe.Slice((*byte)(p), n)
+		}
+	}
+	return make([]byte, n)
+}
+
+// putRingBuf gives storage back for another ring.
+func putRingBuf(b []byte) {
+	if i := ringPoolIndex(len(b)); i >= 0 {
+		ringPools[i].Put(unsafe.Pointer(unsafe.SliceData(b)))
+	}
 }
 
 // reset empties the ring and lets its storage go.
