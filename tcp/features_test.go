@@ -604,3 +604,25 @@ func TestTimestampClockMonotone(t *testing.T) {
 		t.Fatalf("peer took %d bytes; PAWS dropped a segment", got)
 	}
 }
+
+// TestCoalescedSegmentAckedAtOnce: a segment longer than the MSS we
+// announced (several joined by the receiving side's offloads) is
+// acknowledged at once, as two full-sized ones would be, and does not
+// raise the receiver's idea of a full-sized segment.
+func TestCoalescedSegmentAckedAtOnce(t *testing.T) {
+	now, _, cb, _, lb := loopPair(t, &Config{MSS: 1000})
+	big := Segment{Seq: cb.Status().RcvNxt, Ack: cb.Status().SndNxt, Flags: header.ACK, Window: 1000, Payload: make([]byte, 10000)}
+	lb.q = lb.q[:0]
+	cb.Input(now, &big)
+	if len(lb.q) != 1 || lb.q[0].Ack != big.Seq.Add(10000) {
+		t.Fatalf("a 10000-byte coalesced segment got %d immediate ACKs, want 1 for all of it", len(lb.q))
+	}
+	lb.q = lb.q[:0]
+	small := Segment{Seq: big.Seq.Add(10000), Ack: big.Ack, Flags: header.ACK, Window: 1000, Payload: make([]byte, 1000)}
+	cb.Input(now, &small)
+	small.Seq = small.Seq.Add(1000)
+	cb.Input(now, &small)
+	if len(lb.q) != 1 {
+		t.Fatalf("two full-sized segments after a coalesced one drew %d ACKs, want 1", len(lb.q))
+	}
+}

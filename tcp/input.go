@@ -666,7 +666,11 @@ func (c *Conn) processText(now time.Time, seg *Segment, seq seqnum.Value, payloa
 			c.drop(now, seg, ReasonTextAfterFin)
 			return
 		}
-		c.rcvMSS = max(c.rcvMSS, clamp32(len(seg.Payload)))
+		// A full-sized segment (RFC 9293 §3.8.6.3) is at most the MSS we
+		// announced: anything longer was coalesced on its way in (GRO, a
+		// TUN device's offloads) from several, and counts as several
+		// towards the ACK owed for every second one.
+		c.rcvMSS = max(c.rcvMSS, clamp32(min(len(seg.Payload), int(c.cfg.mss()))))
 		if seq != c.rcvNxt {
 			// Data beyond RCV.NXT: "Segments with higher beginning
 			// sequence numbers than RCV.NXT may be held for later
