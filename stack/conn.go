@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tcpstate/tcpstate/tcp"
@@ -31,6 +32,11 @@ type Conn struct {
 	outq   []outPkt
 	obsGen uint64    // the observation mask generation c.tc was given
 	tl     timerLink // the timer queue's bookkeeping, under timers.mu
+
+	// twSince is when the connection entered TIME-WAIT with timestamps
+	// on (Unix nanoseconds; zero otherwise), read by bindEphemeral
+	// without the lock to reuse the port (RFC 6191).
+	twSince atomic.Int64
 
 	// Made on first use, under mu: readable and writable hold a token
 	// when Read or Write may make progress; synced is closed once the
@@ -71,6 +77,11 @@ func newConn(s *Stack, id tcp.Tuple) *Conn {
 	}
 	c.tc = tcp.NewConn(id, cfg, s)
 	c.tc.SetUserData(c)
+	// The timestamp clock's offset is a keyed hash of the sockets (RFC
+	// 7323 §7.1): the same for every incarnation of the pair, so their
+	// timestamps keep increasing and a peer still in TIME-WAIT accepts
+	// the next one's SYN (RFC 6191).
+	c.tc.SetTimestampOffset(tupleHash(&s.isnKey, id, 0x7473) | 1)
 	c.watch()
 	return c
 }
@@ -152,6 +163,9 @@ func (c *Conn) afterLocked(now time.Time) {
 	if c.synced != nil && !c.syncDone && (st.Synchronized() || st == tcp.Closed) {
 		c.syncDone = true
 		close(c.synced)
+	}
+	if st == tcp.TimeWait && c.twSince.Load() == 0 && tc.TimestampsOn() {
+		c.twSince.Store(now.UnixNano())
 	}
 	if st == tcp.Closed || st == tcp.Listen && c.l != nil {
 		// Closed, or a passive open that an RST sent back to LISTEN: the
@@ -589,23 +603,43 @@ func resolve(network, address string) (netip.AddrPort, error) {
 }
 
 // bindEphemeral registers a new connection from src to dst on a free
-// ephemeral port.
+// ephemeral port. A port whose connection to dst has sat in TIME-WAIT for
+// a second, with timestamps on, is free too, as Linux's tcp_tw_reuse has
+// it: the new incarnation's timestamps are higher (its offset is the
+// pair's, its clock has moved on), so neither end can mistake an old
+// segment for a new one (RFC 6191, RFC 7323 §5), and the peer's TIME-WAIT
+// takes the SYN. Without this, a client making short connections to one
+// server runs out of its 28232 ports in a minute.
 func (s *Stack) bindEphemeral(src netip.Addr, dst netip.AddrPort) (*Conn, error) {
 	lo, hi := uint32(s.opts.EphemeralPorts[0]), uint32(s.opts.EphemeralPorts[1])
 	span := hi - lo + 1
+	reuseBefore := time.Now().Add(-time.Second).UnixNano()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for range span {
 		s.nextPort++
 		port := uint16(lo + s.nextPort%span)
 		id := tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: dst}
-		if s.conns[id] != nil || s.listeners[id.Local] != nil {
+		if s.listeners[id.Local] != nil {
 			continue
+		}
+		old := s.conns[id]
+		if old != nil {
+			if since := old.twSince.Load(); since == 0 || since > reuseBefore {
+				continue
+			}
+			delete(s.conns, id)
 		}
 		c := newConn(s, id)
 		s.conns[id] = c
+		s.mu.Unlock()
+		if old != nil {
+			// The old incarnation leaves the tables; its counters stay.
+			s.timers.unschedule(old)
+			s.retire(old)
+		}
 		return c, nil
 	}
+	s.mu.Unlock()
 	return nil, errors.New("no free ephemeral port (EADDRNOTAVAIL)")
 }
 

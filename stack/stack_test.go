@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -359,4 +360,65 @@ func TestAcceptQueueFull(t *testing.T) {
 	if st.OutRsts != 0 || st.DropListenOverflow == 0 {
 		t.Errorf("server sent %d RSTs and dropped %d SYNs; want none reset, some SYNs dropped", st.OutRsts, st.DropListenOverflow)
 	}
+}
+
+// TestTimeWaitPortReuse: with one ephemeral port, a client that closed
+// first holds it in TIME-WAIT; for the first second a new dial finds no
+// port, after it the port is taken again (tcp_tw_reuse, RFC 6191) and the
+// new connection carries data.
+func TestTimeWaitPortReuse(t *testing.T) {
+	a, b := twoStacks(t, pipe.Config{}, Options{EphemeralPorts: [2]uint16{40000, 40000}})
+	ln, err := b.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	dial := func() (*Conn, error) {
+		c, err := a.DialContext(ctxT(t), "tcp", "10.0.0.2:80")
+		if err != nil {
+			return nil, err
+		}
+		return c.(*Conn), nil
+	}
+	c1, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1.Write([]byte("one"))
+	buf := make([]byte, 3)
+	if _, err := io.ReadFull(c1, buf); err != nil {
+		t.Fatal(err)
+	}
+	c1.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for c1.Status().State != tcp.TimeWait {
+		if time.Now().After(deadline) {
+			t.Fatalf("first connection in %v, want TIME-WAIT", c1.Status().State)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := dial(); err == nil || !strings.Contains(err.Error(), "EADDRNOTAVAIL") {
+		t.Fatalf("dial within a second of TIME-WAIT: %v, want no free port", err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	c2, err := dial()
+	if err != nil {
+		t.Fatalf("dial after a second of TIME-WAIT: %v", err)
+	}
+	if c2.LocalAddr().String() != c1.LocalAddr().String() {
+		t.Fatalf("second connection from %v, want the reused %v", c2.LocalAddr(), c1.LocalAddr())
+	}
+	c2.Write([]byte("two"))
+	if _, err := io.ReadFull(c2, buf); err != nil || string(buf) != "two" {
+		t.Fatalf("reused port: read %q, %v", buf, err)
+	}
+	c2.Close()
 }

@@ -24,7 +24,9 @@ func (c *Conn) Connect(now time.Time, iss seqnum.Value) error {
 	}
 	c.resetTCB()
 	c.iss = iss
-	c.tsOffset = tsOffsetFor(iss)
+	if c.tsOffset == 0 {
+		c.tsOffset = tsOffsetFor(iss)
+	}
 	c.sndUna, c.sndNxt, c.rtxNxt = iss, iss.Add(1), iss.Add(1)
 	c.sndBuf = iss.Add(1)
 	c.setState(now, SynSent)
@@ -48,7 +50,9 @@ func (c *Conn) Listen(now time.Time, iss seqnum.Value) error {
 	c.resetTCB()
 	c.passive = true
 	c.iss = iss
-	c.tsOffset = tsOffsetFor(iss)
+	if c.tsOffset == 0 {
+		c.tsOffset = tsOffsetFor(iss)
+	}
 	c.setState(now, Listen)
 	return nil
 }
@@ -238,6 +242,18 @@ func (c *Conn) callEvent(now time.Time) {
 		c.emit(Event{Time: now, Type: EventCall, Call: c.curCall})
 	}
 }
+
+// SetTimestampOffset fixes the offset added to the timestamp clock
+// (RFC 7323 §5.4), before the OPEN call. RFC 7323 §7.1 suggests a keyed
+// hash of the connection's addresses: every incarnation of one pair of
+// sockets then sends timestamps that keep increasing, so the peer's
+// TIME-WAIT takes a new SYN from it (RFC 6191). Without it, the offset is
+// derived from the ISS. Zero means none.
+func (c *Conn) SetTimestampOffset(off uint32) { c.tsOffset = off }
+
+// TimestampsOn reports whether the connection uses timestamps (RFC 7323),
+// as agreed in its handshake.
+func (c *Conn) TimestampsOn() bool { return c.tsOK }
 
 // tsOffsetFor derives the connection's timestamp offset from its ISS, which
 // the runtime already draws from a keyed hash (RFC 6528): timestamps then

@@ -177,7 +177,7 @@ func NewConn(id Tuple, cfg *Config, out Output) *Conn {
 // has ended starts a new incarnation with nothing of the old one.
 func (c *Conn) resetTCB() {
 	*c = Conn{
-		id: c.id, cfg: c.cfg, out: c.out, obs: c.obs, mask: c.mask, user: c.user,
+		id: c.id, cfg: c.cfg, out: c.out, obs: c.obs, mask: c.mask, user: c.user, tsOffset: c.tsOffset,
 		segsIn: c.segsIn, segsOut: c.segsOut, retransSegs: c.retransSegs,
 		curKind: c.curKind, curCall: c.curCall,
 		noDelay: c.noDelay, keepAlive: c.keepAlive,
