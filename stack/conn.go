@@ -343,6 +343,39 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 }
 
+// WaitRead blocks until a Read would not block — data has arrived, the
+// peer has closed its side, the connection has failed or been closed, or
+// the read deadline has passed — and then returns nil, leaving Read to
+// return the data or the error. It returns ctx's error if ctx ends first.
+//
+// It takes no buffer, so a server can park an idle connection here and
+// borrow a read buffer (from a sync.Pool, say) only once data is there:
+// an idle connection then holds no read buffer, where a blocked Read
+// holds the caller's. A zero-length Read cannot serve for this, since by
+// net.Conn's convention it returns at once.
+func (c *Conn) WaitRead(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		rdl := c.readDeadline()
+		tc := c.tc
+		if c.userClosed || c.readShut || isClosed(rdl) ||
+			tc.Readable() > 0 || tc.ReadClosed() || tc.State() == tcp.Closed {
+			c.mu.Unlock()
+			return nil
+		}
+		readable := waitChan(&c.readable)
+		c.mu.Unlock()
+		select {
+		case <-readable:
+		case <-rdl:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.s.closed:
+			return nil
+		}
+	}
+}
+
 // Write writes data to the connection. It blocks until all of p is queued
 // for sending, the connection fails, or the write deadline passes.
 func (c *Conn) Write(p []byte) (int, error) {

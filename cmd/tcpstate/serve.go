@@ -295,12 +295,13 @@ func appHandler(app string) (func(net.Listener) error, error) {
 	switch app {
 	case "echo":
 		return acceptLoop(func(c net.Conn) {
-			io.Copy(c, c) // until the peer's FIN, echoing all
+			// Until the peer's FIN, echoing all.
+			copyLean(c, c)
 			c.Close()
 		}), nil
 	case "discard":
 		return acceptLoop(func(c net.Conn) {
-			io.Copy(io.Discard, c)
+			copyLean(io.Discard, c)
 			c.Close()
 		}), nil
 	case "http":
@@ -314,6 +315,45 @@ func appHandler(app string) (func(net.Listener) error, error) {
 		}, nil
 	}
 	return nil, fmt.Errorf("--app %q: want echo, discard or http", app)
+}
+
+// readBufs holds the read buffers of the echo and discard apps, lent
+// to a connection only while it has data to move.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyLean copies from src to dst until src's EOF or an error, as
+// io.Copy does, but holds no buffer while src has nothing to read: it
+// waits with (*stack.Conn).WaitRead and borrows a buffer from readBufs
+// for each read and the write that follows. An idle connection then
+// costs its goroutine and the stack's state, not 32 KiB of buffer as
+// io.Copy's would. A src that is not a *stack.Conn gets io.Copy.
+func copyLean(dst io.Writer, src net.Conn) error {
+	sc, ok := src.(*stack.Conn)
+	if !ok {
+		_, err := io.Copy(dst, src)
+		return err
+	}
+	for {
+		if err := sc.WaitRead(context.Background()); err != nil {
+			return err
+		}
+		bp := readBufs.Get().(*[]byte)
+		n, err := sc.Read(*bp)
+		var werr error
+		if n > 0 {
+			_, werr = dst.Write((*bp)[:n])
+		}
+		readBufs.Put(bp)
+		if err == io.EOF {
+			return werr
+		}
+		if err != nil {
+			return err
+		}
+		if werr != nil {
+			return werr
+		}
+	}
 }
 
 func acceptLoop(serve func(net.Conn)) func(net.Listener) error {
