@@ -12,7 +12,9 @@
 // Flags: -rounds N, -dur D (each measurement), -only REGEXP (workloads),
 // -quick (a short smoke run), -profile DIR (CPU and heap profiles of
 // tcpstate in each workload), -n N (pairs for the heap workload), -v
-// (tcpstate's counters after each TUN workload), -redraw (the table and
+// (tcpstate's counters after each TUN workload), -conns N (connections
+// of tun-idle-echo, which runs the tcpstate command built from
+// ../cmd/tcpstate), -redraw (the table and
 // chart again from the JSON). The
 // TUN and veth workloads need root; without it they are skipped with a
 // message. Namespaces and child processes are removed at the end, on
@@ -46,6 +48,8 @@ type options struct {
 	out     string
 	profile string
 	pairs   int
+	conns   int
+	serve   string // the tcpstate binary of tun-idle-echo, built by run
 }
 
 func main() {
@@ -62,6 +66,8 @@ func main() {
 		out     = flag.String("out", "results.json", "the JSON results file; the .md table and .svg chart go next to it")
 		profile = flag.String("profile", "", "after the rounds, profile tcpstate in each workload into this directory")
 		pairs   = flag.Int("n", 2000, "connection pairs for the heap-per-idle-pair workload")
+		conns   = flag.Int("conns", 2000, "kernel connections to the echo server in the tun-idle-echo workload")
+		serve   = flag.String("serve", "", "internal: the tcpstate binary an idle child runs")
 	)
 	redrawOnly := flag.Bool("redraw", false, "write the .md table and .svg chart again from the -out JSON file, without measuring")
 	flag.BoolVar(&verbose, "v", false, "print the userspace stack's counters after each TUN workload")
@@ -79,6 +85,10 @@ func main() {
 		err = childPeer(ctx, *bind)
 	case "heap":
 		err = childHeap(ctx, *system, *pairs, *profile)
+	case "idle":
+		err = childIdle(ctx, *system, *serve, *conns)
+	case "gvecho":
+		err = childGVisorEcho(ctx)
 	default:
 		err = fmt.Errorf("unknown child mode %q", *child)
 	}
@@ -98,14 +108,14 @@ func main() {
 		return
 	}
 
-	o := options{rounds: *rounds, dur: *dur, quick: *quick, out: *out, profile: *profile, pairs: *pairs}
+	o := options{rounds: *rounds, dur: *dur, quick: *quick, out: *out, profile: *profile, pairs: *pairs, conns: *conns}
 	if *quick {
 		o.rounds = 1
 		o.dur = 300 * time.Millisecond
 		o.pairs = 200
 	}
-	if o.rounds < 1 || o.dur <= 0 || o.pairs < 1 {
-		fmt.Fprintln(os.Stderr, "bench: -rounds, -dur and -n must be positive")
+	if o.rounds < 1 || o.dur <= 0 || o.pairs < 1 || o.conns < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -rounds, -dur, -n and -conns must be positive")
 		os.Exit(2)
 	}
 	if o.only, err = regexp.Compile(*only); err != nil {

@@ -16,7 +16,7 @@ type workload struct {
 	name  string
 	title string
 	unit  string
-	group string // "mem", "heap" or "tun"
+	group string // "mem", "heap", "idle" or "tun"
 	mtu   int    // mem: the link MTU
 
 	systems []string
@@ -62,6 +62,8 @@ var workloads = []*workload{
 		systems: heapSystems, lowerBetter: true, targetVs: sysGVisor, target: 0.25},
 	{name: "rss-idle-pair", title: "RSS per idle pair", unit: "B/pair", group: "heap",
 		systems: heapSystems, lowerBetter: true},
+	{name: "tun-idle-echo", title: "RSS per idle echo connection, TUN", unit: "B/conn", group: "idle",
+		systems: heapSystems, lowerBetter: true, targetVs: sysGVisor, target: 0.25},
 	{name: "tun-bulk-out", title: "TUN bulk, stack → kernel", unit: "Gbit/s", group: "tun",
 		systems: tunSystems, client: gbits(bulkSend), targetVs: sysGVisor, target: 2},
 	{name: "tun-bulk-in", title: "TUN bulk, kernel → stack", unit: "Gbit/s", group: "tun",
@@ -238,12 +240,12 @@ func run(ctx context.Context, o options) error {
 	}
 	var env *tunEnv
 	skipTun := ""
-	if groups["tun"] {
+	if groups["tun"] || groups["idle"] {
 		if err := netns.Available(); err != nil {
 			skipTun = err.Error()
 		} else if _, err := os.Stat("/dev/net/tun"); err != nil {
 			skipTun = "no /dev/net/tun: " + err.Error()
-		} else {
+		} else if groups["tun"] {
 			var err error
 			if env, err = newTunEnv(ctx); err != nil {
 				return fmt.Errorf("TUN and veth setup: %w", err)
@@ -252,6 +254,16 @@ func run(ctx context.Context, o options) error {
 		}
 		if skipTun != "" {
 			fmt.Printf("skipping the TUN and veth workloads: %s\n", skipTun)
+		}
+	}
+	if groups["idle"] && skipTun == "" {
+		dir, err := os.MkdirTemp("", "tcpstate-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if o.serve, err = buildTcpstate(ctx, dir); err != nil {
+			return err
 		}
 	}
 	fmt.Printf("bench: %d rounds, %v per measurement, %s\n", o.rounds, o.dur, machine())
@@ -307,6 +319,18 @@ func runRound(ctx context.Context, o options, sel []*workload, env *tunEnv, res 
 						res.add(hw.name, sys, round, hr.RSSPerPair, err)
 					}
 				}
+			}
+		case "idle":
+			if o.serve == "" {
+				continue // no namespaces or no TUN: skipped
+			}
+			for _, sys := range w.systems {
+				var ir idleResult
+				err := inFreshNS(func(ns string) error {
+					return runChild(ctx, 2*time.Minute, &ir, ns, "-child", "idle", "-system", sys,
+						"-serve", o.serve, "-conns", fmt.Sprint(o.conns))
+				})
+				res.add(w.name, sys, round, ir.RSSPerConn, err)
 			}
 		case "tun":
 			if env != nil {

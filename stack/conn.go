@@ -45,6 +45,10 @@ type Conn struct {
 	synced             chan struct{}
 	dl                 *deadlines
 
+	// onReadable is the function OnReadable registered, called once when
+	// Read would not block.
+	onReadable func()
+
 	orphanAt time.Time // when a closed connection stuck in FIN-WAIT-2 is dropped
 
 	queued     bool // on the listener's accept queue
@@ -156,6 +160,11 @@ func (c *Conn) afterLocked(now time.Time) {
 	}
 	if c.readable != nil && (tc.Readable() > 0 || tc.ReadClosed() || st == tcp.Closed || c.readShut) {
 		signal(c.readable)
+	}
+	if c.onReadable != nil && c.readReady() {
+		f := c.onReadable
+		c.onReadable = nil
+		go f()
 	}
 	if c.writable != nil && (tc.Writable() > 0 || !writableState(st)) {
 		signal(c.writable)
@@ -357,9 +366,7 @@ func (c *Conn) WaitRead(ctx context.Context) error {
 	for {
 		c.mu.Lock()
 		rdl := c.readDeadline()
-		tc := c.tc
-		if c.userClosed || c.readShut || isClosed(rdl) ||
-			tc.Readable() > 0 || tc.ReadClosed() || tc.State() == tcp.Closed {
+		if isClosed(rdl) || c.readReady() {
 			c.mu.Unlock()
 			return nil
 		}
@@ -374,6 +381,34 @@ func (c *Conn) WaitRead(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// OnReadable arranges for f to be called once, on a goroutine of its
+// own, as soon as a Read would not block: data has arrived, the peer has
+// closed its side, the connection has failed, or Close or CloseRead was
+// called (a passing read deadline does not count). If that is so already,
+// f is called at once. A later call replaces an f not yet called; a nil f
+// cancels it.
+//
+// It lets a server keep many idle connections without a goroutine or a
+// read buffer for each: the handler runs when there is work, reads what
+// is there with a borrowed buffer, and registers itself again.
+func (c *Conn) OnReadable(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f != nil && c.readReady() {
+		c.onReadable = nil
+		go f()
+		return
+	}
+	c.onReadable = f
+}
+
+// readReady reports whether a Read would return without waiting, the
+// read deadline aside. c.mu is held.
+func (c *Conn) readReady() bool {
+	tc := c.tc
+	return c.userClosed || c.readShut || tc.Readable() > 0 || tc.ReadClosed() || tc.State() == tcp.Closed
 }
 
 // Write writes data to the connection. It blocks until all of p is queued

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -76,5 +77,80 @@ func TestWaitRead(t *testing.T) {
 	}
 	if _, err := sc.Read(buf); err != io.EOF {
 		t.Fatalf("Read after FIN = %v, want io.EOF", err)
+	}
+}
+
+// TestOnReadable checks that the function OnReadable registers runs once
+// data arrives (not before), runs at once when data waits already, is
+// called only once per registration, and runs on the peer's FIN and on
+// Close.
+func TestOnReadable(t *testing.T) {
+	client, server := connected(t, Options{})
+	sc := server.(*Conn)
+	called := make(chan struct{}, 4)
+	notify := func() { called <- struct{}{} }
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-called:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("OnReadable's function not called after %s", what)
+		}
+	}
+	quiet := func(what string) {
+		t.Helper()
+		select {
+		case <-called:
+			t.Fatalf("OnReadable's function called %s", what)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+
+	sc.OnReadable(notify)
+	quiet("with nothing to read")
+	client.Write([]byte("a"))
+	wait("data arrived")
+	// Data still waits: a new registration runs at once.
+	sc.OnReadable(notify)
+	wait("registering with data waiting")
+	buf := make([]byte, 8)
+	if n, err := sc.Read(buf); n != 1 || err != nil {
+		t.Fatalf("Read = %d, %v; want 1 byte", n, err)
+	}
+	// Once per registration: more data without a new registration
+	// calls nothing.
+	client.Write([]byte("b"))
+	quiet("without a registration")
+	sc.Read(buf)
+	// nil cancels.
+	sc.OnReadable(notify)
+	sc.OnReadable(nil)
+	client.Write([]byte("c"))
+	quiet("after cancelling")
+	sc.Read(buf)
+	// The peer's FIN.
+	sc.OnReadable(notify)
+	client.(*Conn).CloseWrite()
+	wait("the peer's FIN")
+	if _, err := sc.Read(buf); err != io.EOF {
+		t.Fatalf("Read after FIN = %v, want io.EOF", err)
+	}
+}
+
+// TestOnReadableClose checks that Close runs a registered function, so a
+// handler parked on an idle connection learns it is closed.
+func TestOnReadableClose(t *testing.T) {
+	_, server := connected(t, Options{})
+	sc := server.(*Conn)
+	called := make(chan struct{}, 1)
+	sc.OnReadable(func() { called <- struct{}{} })
+	sc.Close()
+	select {
+	case <-called:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not run the OnReadable function")
+	}
+	if _, err := sc.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Read after Close = %v, want net.ErrClosed", err)
 	}
 }

@@ -294,16 +294,10 @@ func newServeCmd() *cobra.Command {
 func appHandler(app string) (func(net.Listener) error, error) {
 	switch app {
 	case "echo":
-		return acceptLoop(func(c net.Conn) {
-			// Until the peer's FIN, echoing all.
-			copyLean(c, c)
-			c.Close()
-		}), nil
+		// Until the peer's FIN, echoing all; then close.
+		return acceptLean(func(c net.Conn) io.Writer { return c }), nil
 	case "discard":
-		return acceptLoop(func(c net.Conn) {
-			copyLean(io.Discard, c)
-			c.Close()
-		}), nil
+		return acceptLean(func(net.Conn) io.Writer { return io.Discard }), nil
 	case "http":
 		return func(ln net.Listener) error {
 			srv := &http.Server{Handler: httpApp(), ReadHeaderTimeout: 30 * time.Second}
@@ -321,39 +315,41 @@ func appHandler(app string) (func(net.Listener) error, error) {
 // to a connection only while it has data to move.
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// copyLean copies from src to dst until src's EOF or an error, as
-// io.Copy does, but holds no buffer while src has nothing to read: it
-// waits with (*stack.Conn).WaitRead and borrows a buffer from readBufs
-// for each read and the write that follows. An idle connection then
-// costs its goroutine and the stack's state, not 32 KiB of buffer as
-// io.Copy's would. A src that is not a *stack.Conn gets io.Copy.
-func copyLean(dst io.Writer, src net.Conn) error {
-	sc, ok := src.(*stack.Conn)
-	if !ok {
-		_, err := io.Copy(dst, src)
-		return err
-	}
-	for {
-		if err := sc.WaitRead(context.Background()); err != nil {
-			return err
+// acceptLean serves each accepted connection by copying what it reads to
+// the writer that to gives for it, until the peer's FIN or an error, then closes
+// it — io.Copy's work, done lean: while a connection has nothing to read
+// it holds no goroutine and no buffer, only the handler the stack calls
+// when data arrives ((*stack.Conn).OnReadable). The handler borrows a
+// buffer from readBufs for one read and the write that follows, and
+// registers itself again. An idle connection costs the stack's state and
+// a closure, not the 32 KiB buffer and the goroutine stack of a blocked
+// io.Copy.
+func acceptLean(to func(net.Conn) io.Writer) func(net.Listener) error {
+	return acceptLoop(func(c net.Conn) {
+		dst := to(c)
+		sc, ok := c.(*stack.Conn)
+		if !ok {
+			io.Copy(dst, c)
+			c.Close()
+			return
 		}
-		bp := readBufs.Get().(*[]byte)
-		n, err := sc.Read(*bp)
-		var werr error
-		if n > 0 {
-			_, werr = dst.Write((*bp)[:n])
+		var step func()
+		step = func() {
+			bp := readBufs.Get().(*[]byte)
+			n, err := sc.Read(*bp) // does not block: the stack said so
+			var werr error
+			if n > 0 {
+				_, werr = dst.Write((*bp)[:n])
+			}
+			readBufs.Put(bp)
+			if err != nil || werr != nil {
+				sc.Close()
+				return
+			}
+			sc.OnReadable(step)
 		}
-		readBufs.Put(bp)
-		if err == io.EOF {
-			return werr
-		}
-		if err != nil {
-			return err
-		}
-		if werr != nil {
-			return werr
-		}
-	}
+		sc.OnReadable(step)
+	})
 }
 
 func acceptLoop(serve func(net.Conn)) func(net.Listener) error {
