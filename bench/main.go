@@ -40,6 +40,9 @@ import (
 // verbose is -v; children inherit it.
 var verbose bool
 
+// tunQueues is -tunqueues; client children inherit it.
+var tunQueues int
+
 type options struct {
 	rounds  int
 	dur     time.Duration
@@ -70,6 +73,7 @@ func main() {
 		serve   = flag.String("serve", "", "internal: the tcpstate binary an idle child runs")
 	)
 	redrawOnly := flag.Bool("redraw", false, "write the .md table and .svg chart again from the -out JSON file, without measuring")
+	flag.IntVar(&tunQueues, "tunqueues", 1, "TUN queues tcpstate opens (IFF_MULTI_QUEUE above 1), each read on its own goroutine")
 	flag.BoolVar(&verbose, "v", false, "print the userspace stack's counters after each TUN workload")
 	flag.Parse()
 

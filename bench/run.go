@@ -342,7 +342,7 @@ func runRound(ctx context.Context, o options, sel []*workload, env *tunEnv, res 
 		return nil
 	}
 	limit := time.Duration(len(tunNames))*(o.dur+2*ioTimeout) + 30*time.Second
-	args := []string{"-child", "client", "-workloads", strings.Join(tunNames, ","), "-dur", o.dur.String(), fmt.Sprintf("-v=%v", verbose)}
+	args := []string{"-child", "client", "-workloads", strings.Join(tunNames, ","), "-dur", o.dur.String(), fmt.Sprintf("-v=%v", verbose), fmt.Sprintf("-tunqueues=%d", tunQueues)}
 	for _, sys := range tunSystems {
 		if err := ctx.Err(); err != nil {
 			return err

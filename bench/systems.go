@@ -260,7 +260,7 @@ func tunSetup(system string) (*setup, error) {
 	}
 	switch system {
 	case sysTcpstate:
-		dev, err := tun.Open(tunName, tun.Options{})
+		dev, err := tun.Open(tunName, tun.Options{Queues: tunQueues})
 		if err != nil {
 			return nil, err
 		}

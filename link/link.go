@@ -66,3 +66,19 @@ type Offloader interface {
 	// segmentation offload does. Any other packet goes as it is.
 	WriteOffload(pieces [][]byte, mss int) error
 }
+
+// MultiQueue is an Endpoint that receives on more than one queue — a TUN
+// device opened with IFF_MULTI_QUEUE, where the kernel spreads packets
+// over the queues by flow. A stack finds it with a type assertion and
+// reads each extra queue on a goroutine of its own, so that two cores
+// can take packets in at once. Writes may go to any queue; the Endpoint
+// itself stays the one a stack writes to, and its Close closes the
+// extra queues too.
+type MultiQueue interface {
+	Endpoint
+
+	// ExtraQueues returns the queues besides the Endpoint itself, each
+	// an Endpoint of the same kind (an Offloader if the Endpoint is),
+	// for one reader each.
+	ExtraQueues() []Endpoint
+}

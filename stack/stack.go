@@ -189,8 +189,20 @@ func New(ep link.Endpoint, opts Options) (*Stack, error) {
 	s.obs.mask.Store(uint32(baseMask))
 	s.timers.init(s)
 	s.done.Add(2)
-	go s.readLoop()
+	go s.readLoop(ep, s.off)
 	go s.timers.run()
+	if mq, ok := ep.(link.MultiQueue); ok {
+		// A reader per extra queue (IFF_MULTI_QUEUE): deliver is safe
+		// to call from several goroutines.
+		for _, q := range mq.ExtraQueues() {
+			var off link.Offloader
+			if o, ok := q.(link.Offloader); ok && s.off != nil && o.Offload() == nil {
+				off = o
+			}
+			s.done.Add(1)
+			go s.readLoop(q, off)
+		}
+	}
 	return s, nil
 }
 
@@ -303,21 +315,22 @@ func (s *Stack) isn(id tcp.Tuple) seqnum.Value {
 	return seqnum.Value(m + tupleHash(&s.isnKey, id, 0))
 }
 
-// readLoop reads packets from the link and processes each.
-func (s *Stack) readLoop() {
+// readLoop reads packets from ep (the link, or one of its extra queues)
+// and processes each; off is ep as an Offloader when its offloads are on.
+func (s *Stack) readLoop(ep link.Endpoint, off link.Offloader) {
 	defer s.done.Done()
-	if s.off != nil {
-		s.readLoopOffload()
+	if off != nil {
+		s.readLoopOffload(off)
 		return
 	}
 	const batch = 64
 	bufs := make([][]byte, batch)
 	sizes := make([]int, batch)
 	for i := range bufs {
-		bufs[i] = make([]byte, max(s.ep.MTU(), 1500)+header.TCPMaxOptionsLen)
+		bufs[i] = make([]byte, max(ep.MTU(), 1500)+header.TCPMaxOptionsLen)
 	}
 	for {
-		n, err := s.ep.ReadPackets(bufs, sizes)
+		n, err := ep.ReadPackets(bufs, sizes)
 		if err != nil {
 			s.readFailed(err)
 			return
@@ -337,7 +350,7 @@ func (s *Stack) readLoop() {
 // largest TCP segment the link passes whole (fewer of them, since each
 // holds up to 44 MTU-sized packets' worth), and checksums the link
 // vouches for taken as verified.
-func (s *Stack) readLoopOffload() {
+func (s *Stack) readLoopOffload(off link.Offloader) {
 	const batch = 16
 	bufs := make([][]byte, batch)
 	sizes := make([]int, batch)
@@ -346,7 +359,7 @@ func (s *Stack) readLoopOffload() {
 		bufs[i] = make([]byte, link.MaxOffloadPacket)
 	}
 	for {
-		n, err := s.off.ReadPacketsOffload(bufs, sizes, trusted)
+		n, err := off.ReadPacketsOffload(bufs, sizes, trusted)
 		if err != nil {
 			s.readFailed(err)
 			return

@@ -44,6 +44,14 @@ type Options struct {
 	// virtio-net header, every packet at most the MTU with its checksums
 	// complete, as before offloads existed.
 	NoOffload bool
+
+	// Queues, if more than 1, opens the device with IFF_MULTI_QUEUE and
+	// attaches that many queues: the kernel spreads the packets it sends
+	// over them by flow, and a stack reads each on its own goroutine
+	// (link.MultiQueue). A device created without IFF_MULTI_QUEUE cannot
+	// take more queues (the kernel says EINVAL), nor can a multi-queue
+	// device be attached as a single queue.
+	Queues int
 }
 
 // ErrOffloadOff is what Device.Offload wraps when Options.NoOffload
@@ -90,6 +98,9 @@ type Device struct {
 	// dropped counts packets read with a header that does not fit them.
 	dropped atomic.Uint64
 
+	// queues are a multi-queue device's further queues (Options.Queues).
+	queues []*Device
+
 	// The writers' state, under wmu.
 	wmu   sync.Mutex
 	whdr  [VirtioNetHdrLen]byte
@@ -104,7 +115,10 @@ type Device struct {
 // MTU Linux allows on one.
 const maxPacket = 65535
 
-var _ link.Endpoint = (*Device)(nil)
+var (
+	_ link.Endpoint   = (*Device)(nil)
+	_ link.MultiQueue = (*Device)(nil)
+)
 
 // Open attaches to the TUN device called name, creating it if it does
 // not exist and opts.NoCreate is not set. An empty name, or a pattern
@@ -149,7 +163,8 @@ func Open(name string, opts Options) (*Device, error) {
 		}
 	}
 
-	fd, name, offErr, err := attach(name, existed, !opts.NoOffload)
+	mq := opts.Queues > 1
+	fd, name, offErr, err := attach(name, existed, !opts.NoOffload, mq)
 	if err != nil {
 		return nil, err
 	}
@@ -173,20 +188,51 @@ func Open(name string, opts Options) (*Device, error) {
 		}
 	}
 
+	if opts.NoOffload {
+		offErr = ErrOffloadOff
+	}
+	ok = true // newDevice owns fd now
+	d, err := newDevice(fd, name, mtu, !existed, offErr)
+	if err != nil {
+		return nil, err
+	}
+	for range opts.Queues - 1 {
+		// The further queues of a multi-queue device (drivers/net/tun.c:
+		// tun_set_iff attaches each file as one more tfile), with the
+		// first one's offloads.
+		qfd, _, qerr := attachOnce(name, true, d.vnet, true)
+		if qerr == nil && d.vnet {
+			if qerr = setOffloads(qfd); qerr != nil {
+				unix.Close(qfd)
+			}
+		}
+		var q *Device
+		if qerr == nil {
+			q, qerr = newDevice(qfd, name, mtu, false, d.offErr)
+		}
+		if qerr != nil {
+			d.Close()
+			return nil, fmt.Errorf("tun: device %q: queue %d of %d: %w", name, len(d.queues)+2, opts.Queues, qerr)
+		}
+		d.queues = append(d.queues, q)
+	}
+	return d, nil
+}
+
+// newDevice makes the Device of an attached file descriptor, which it
+// owns from then on (closing it on error).
+func newDevice(fd int, name string, mtu int, created bool, offErr error) (*Device, error) {
 	file := os.NewFile(uintptr(fd), cloneDevice+" ("+name+")")
 	if file == nil {
+		unix.Close(fd)
 		return nil, fmt.Errorf("tun: device %q: bad file descriptor", name)
 	}
-	ok = true // file owns fd now
 	raw, err := file.SyscallConn()
 	if err != nil {
 		file.Close()
 		return nil, fmt.Errorf("tun: device %q: %w", name, err)
 	}
-	d := &Device{name: name, mtu: mtu, created: !existed, file: file, raw: raw}
-	if opts.NoOffload {
-		offErr = ErrOffloadOff
-	}
+	d := &Device{name: name, mtu: mtu, created: created, file: file, raw: raw}
 	d.vnet, d.offErr = offErr == nil, offErr
 	d.readFn = d.readReady
 	d.wrFn = d.writeReady
@@ -203,9 +249,9 @@ func Open(name string, opts Options) (*Device, error) {
 // called name (TUNSETIFF). With offload it asks for the virtio-net header
 // and the offloads; if the kernel refuses them, it opens a plain file
 // instead and returns why in offErr. It returns the device's name.
-func attach(name string, existed, offload bool) (fd int, devName string, offErr error, err error) {
+func attach(name string, existed, offload, mq bool) (fd int, devName string, offErr error, err error) {
 	if offload {
-		fd, devName, err = attachOnce(name, existed, true)
+		fd, devName, err = attachOnce(name, existed, true, mq)
 		if err == nil {
 			if offErr = setOffloads(fd); offErr == nil {
 				return fd, devName, nil, nil
@@ -217,7 +263,7 @@ func attach(name string, existed, offload bool) (fd int, devName string, offErr 
 	} else {
 		offErr = ErrOffloadOff
 	}
-	fd, devName, err = attachOnce(name, existed, false)
+	fd, devName, err = attachOnce(name, existed, false, mq)
 	return fd, devName, offErr, err
 }
 
@@ -240,8 +286,9 @@ func setOffloads(fd int) error {
 }
 
 // attachOnce opens the clone device and attaches it to the device called
-// name, with the virtio-net header if vnet.
-func attachOnce(name string, existed, vnet bool) (int, string, error) {
+// name, with the virtio-net header if vnet, as one queue of a
+// multi-queue device if mq.
+func attachOnce(name string, existed, vnet, mq bool) (int, string, error) {
 	fd, err := unix.Open(cloneDevice, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		switch {
@@ -268,6 +315,9 @@ func attachOnce(name string, existed, vnet bool) (int, string, error) {
 	flags := uint16(unix.IFF_TUN | unix.IFF_NO_PI)
 	if vnet {
 		flags |= unix.IFF_VNET_HDR
+	}
+	if mq {
+		flags |= unix.IFF_MULTI_QUEUE
 	}
 	ifr.SetUint16(flags)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
@@ -732,12 +782,29 @@ func (d *Device) writeReady(fd uintptr) bool {
 	}
 }
 
+// ExtraQueues returns the queues besides d itself of a device opened with
+// Options.Queues above 1 (link.MultiQueue); nil otherwise. Close on d
+// closes them.
+func (d *Device) ExtraQueues() []link.Endpoint {
+	if len(d.queues) == 0 {
+		return nil
+	}
+	eps := make([]link.Endpoint, len(d.queues))
+	for i, q := range d.queues {
+		eps[i] = q
+	}
+	return eps
+}
+
 // Close closes the device's file, waking a blocked ReadPackets. A device
 // Open created without Options.Persist disappears with it. Close after
 // the first returns nil.
 func (d *Device) Close() error {
 	if d.closed.Swap(true) {
 		return nil
+	}
+	for _, q := range d.queues {
+		q.Close()
 	}
 	if err := d.file.Close(); err != nil {
 		return fmt.Errorf("tun %s: close: %w", d.name, err)
