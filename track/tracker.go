@@ -1,6 +1,7 @@
 package track
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"net/netip"
 	"time"
@@ -96,8 +97,9 @@ type Conn struct {
 	// MidStream is set when the connection's start was not captured.
 	MidStream bool
 
-	first, last int64 // first and last packets' timestamps, Unix nanoseconds
-	next        *Conn // the next connection in the flow table's bucket
+	first, last int64  // first and last packets' timestamps, Unix nanoseconds
+	id          uint64 // index of its first packet in the whole capture: the output order
+	next        *Conn  // the next connection in the flow table's bucket
 	x           *connExt
 	ep          [2]endpoint
 	dir         [2]dirStats
@@ -197,13 +199,14 @@ type causeKey struct {
 // Tracker follows every TCP connection in a stream of packets.
 type Tracker struct {
 	cfg         Config
-	seed        maphash.Seed
-	flows       map[uint64]*Conn // by tuple hash (hashPair); the current connection of each tuple, chained
+	flows       []*Conn // buckets by tuple hash (pairHash): the current connection of each tuple, chained
+	nflows      int     // tuples in flows
 	conns       []*Conn
 	first, last int64
 	packets     uint64
 	counts      map[causeKey]uint64
 	sinceSweep  int
+	manual      bool // sweeps only when told (a Sharded worker)
 }
 
 // New returns an empty Tracker.
@@ -211,7 +214,7 @@ func New(cfg Config) *Tracker {
 	if cfg.TimeWait <= 0 {
 		cfg.TimeWait = DefaultTimeWait
 	}
-	return &Tracker{cfg: cfg, seed: maphash.MakeSeed(), flows: map[uint64]*Conn{}, counts: map[causeKey]uint64{}}
+	return &Tracker{cfg: cfg, flows: make([]*Conn, 1024), counts: map[causeKey]uint64{}}
 }
 
 // First and Last are the timestamps of the first and the latest packet
@@ -250,17 +253,37 @@ func segEnd(p *capture.Packet) seqnum.Value {
 	return e
 }
 
-// hashPair hashes the unordered pair {a, b}: the sum of the two
-// endpoints' hashes, so that either direction finds the same bucket.
-func (t *Tracker) hashPair(a, b netip.AddrPort) uint64 {
-	return maphash.Comparable(t.seed, a) + maphash.Comparable(t.seed, b)
+// hashKey makes the flow table's hash differ from process to process, so
+// that a capture cannot be crafted to fill one bucket.
+var hashKey = maphash.Comparable(maphash.MakeSeed(), 0) | 1
+
+// addrPortHash hashes one endpoint: its address's 16 bytes (an IPv4
+// address as its IPv4-mapped form; lookups compare the addresses
+// themselves) and port, mixed with a 64-bit finaliser (MurmurHash3's
+// fmix64).
+func addrPortHash(a netip.AddrPort) uint64 {
+	b := a.Addr().As16()
+	h := binary.LittleEndian.Uint64(b[:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(b[8:]) ^ uint64(a.Port())<<48 ^ hashKey
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
 }
+
+// pairHash hashes the unordered pair {a, b}: the sum of the two
+// endpoints' hashes, so that either direction finds the same bucket.
+func pairHash(a, b netip.AddrPort) uint64 { return addrPortHash(a) + addrPortHash(b) }
+
+// bucket is the flow-table slot of hash h.
+func (t *Tracker) bucket(h uint64) **Conn { return &t.flows[h&uint64(len(t.flows)-1)] }
 
 // lookup returns the current connection on the tuple {a, b} and the link
 // that points to it in the bucket.
 func (t *Tracker) lookup(h uint64, a, b netip.AddrPort) (*Conn, **Conn) {
-	link := (**Conn)(nil)
-	for c := t.flows[h]; c != nil; c = c.next {
+	link := t.bucket(h)
+	for c := *link; c != nil; c = c.next {
 		if c.Client == a && c.Server == b || c.Client == b && c.Server == a {
 			return c, link
 		}
@@ -269,42 +292,56 @@ func (t *Tracker) lookup(h uint64, a, b netip.AddrPort) (*Conn, **Conn) {
 	return nil, nil
 }
 
-// replace puts n in old's place in bucket h (old nil: at its head).
+// replace puts n in old's place, at link (old nil: at the head of bucket
+// h, growing the table when it holds more tuples than buckets).
 func (t *Tracker) replace(h uint64, old *Conn, link **Conn, n *Conn) {
 	if old == nil {
-		n.next = t.flows[h]
-		t.flows[h] = n
+		t.nflows++
+		if t.nflows > len(t.flows) {
+			t.grow()
+		}
+		head := t.bucket(h)
+		n.next = *head
+		*head = n
 		return
 	}
 	n.next, old.next = old.next, nil
-	if link == nil {
-		t.flows[h] = n
-	} else {
-		*link = n
+	*link = n
+}
+
+// grow doubles the flow table.
+func (t *Tracker) grow() {
+	old := t.flows
+	t.flows = make([]*Conn, 2*len(old))
+	for _, c := range old {
+		for c != nil {
+			next := c.next
+			head := t.bucket(pairHash(c.Client, c.Server))
+			c.next = *head
+			*head = c
+			c = next
+		}
 	}
 }
 
 // unlink removes c, the current connection of its tuple, from the table.
 func (t *Tracker) unlink(c *Conn) {
-	h := t.hashPair(c.Client, c.Server)
-	cur, link := t.lookup(h, c.Client, c.Server)
+	cur, link := t.lookup(pairHash(c.Client, c.Server), c.Client, c.Server)
 	if cur != c {
 		return
 	}
-	switch {
-	case link != nil:
-		*link = c.next
-	case c.next != nil:
-		t.flows[h] = c.next
-	default:
-		delete(t.flows, h)
-	}
+	*link = c.next
 	c.next = nil
+	t.nflows--
 }
 
 // Feed processes the next packet. Packets must come in timestamp order;
 // the Packet is not retained.
-func (t *Tracker) Feed(p *capture.Packet) {
+func (t *Tracker) Feed(p *capture.Packet) { t.feed(p, t.packets) }
+
+// feed is Feed for the packet numbered id in the whole capture (a
+// Sharded worker sees only some).
+func (t *Tracker) feed(p *capture.Packet, id uint64) {
 	if !p.Src.IsValid() || !p.Dst.IsValid() {
 		return
 	}
@@ -316,10 +353,11 @@ func (t *Tracker) Feed(p *capture.Packet) {
 	if now > t.last || t.packets == 1 {
 		t.last = now
 	}
-	h := t.hashPair(p.Src, p.Dst)
+	h := pairHash(p.Src, p.Dst)
 	c, link := t.lookup(h, p.Src, p.Dst)
 	if c == nil || t.newIncarnation(c, p, now) {
 		n := t.newConn(p, now)
+		n.id = id
 		if c != nil {
 			c.superseded = true
 			// The middlebox entries pass to the new connection.
@@ -335,7 +373,7 @@ func (t *Tracker) Feed(p *capture.Packet) {
 		c = n
 	}
 	t.packet(c, p, now)
-	if t.cfg.Done != nil {
+	if t.cfg.Done != nil && !t.manual {
 		t.sinceSweep++
 		if t.sinceSweep >= max(4096, len(t.conns)/2) {
 			t.sweep(now)
@@ -413,7 +451,11 @@ func (t *Tracker) final(c *Conn, now int64) bool {
 
 // sweep hands the connections that are final at now to Config.Done and
 // forgets them, so that memory does not grow with the capture's length.
-func (t *Tracker) sweep(now int64) {
+func (t *Tracker) sweep(now int64) { t.sweepIDs(now, nil) }
+
+// sweepIDs is sweep, appending to ids (when not nil) the id of each
+// connection handed over.
+func (t *Tracker) sweepIDs(now int64, ids *[]uint64) {
 	t.sinceSweep = 0
 	out := t.conns[:0]
 	for _, c := range t.conns {
@@ -424,6 +466,9 @@ func (t *Tracker) sweep(now int64) {
 		t.finish(c, now)
 		v := t.view(c, now)
 		t.cfg.Done(&v)
+		if ids != nil {
+			*ids = append(*ids, c.id)
+		}
 		if !c.superseded {
 			t.unlink(c)
 		}
