@@ -104,6 +104,7 @@ func (c *Conn) Read(now time.Time, p []byte) (int, error) {
 	c.curKind, c.curCall = CauseCall, CallReceive
 	if c.rcv.len() > 0 {
 		n := c.rcv.read(p)
+		c.rcvSpaceAdjust(now)
 		if c.rcv.len() == 0 && c.ooo.empty() {
 			// All read and nothing held past a hole: an idle
 			// connection keeps no receive storage.
@@ -149,7 +150,7 @@ func (c *Conn) maybeWindowUpdate(now time.Time) {
 	if c.rcvNxt.LessThan(c.rcvAdv) {
 		advertised = uint32(c.rcvNxt.Size(c.rcvAdv))
 	}
-	step := min(c.rcv.size/2, int(c.cfg.mss()))
+	step := min(c.rcv.capacity()/2, int(c.cfg.mss()))
 	if 2*advertised <= wnd && int(c.rcvAdv.Size(edge)) >= step {
 		c.sendAck(now, ReasonWindowUpdate)
 	}

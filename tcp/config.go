@@ -51,9 +51,26 @@ type Config struct {
 	MSS uint16
 
 	// SendBuffer and ReceiveBuffer size the connection's buffers in bytes.
-	// Default 256 KiB each. Storage is allocated when data first flows.
-	// Without window scaling the advertised window is at most 65535.
+	// Default 256 KiB each, from which they grow by themselves: the receive
+	// buffer with the rate the application reads at (dynamic right-sizing,
+	// as Linux's tcp_rcv_space_adjust), up to MaxReceiveBuffer; the send
+	// buffer to twice the congestion window (as Linux's tcp_sndbuf_expand),
+	// up to MaxSendBuffer. Setting one fixes its size, as SO_SNDBUF and
+	// SO_RCVBUF do on Linux. Storage is allocated when data flows and
+	// only as far as data needs it. Without window scaling the advertised
+	// window is at most 65535.
 	SendBuffer, ReceiveBuffer int
+
+	// MaxSendBuffer and MaxReceiveBuffer bound the buffers' growth.
+	// Default 8 MiB each. The window scale we offer is chosen so the whole
+	// MaxReceiveBuffer can be advertised.
+	MaxSendBuffer, MaxReceiveBuffer int
+
+	// NoRACK turns off RACK-TLP (RFC 8985): time-based loss detection and
+	// tail loss probes, used by default when SACK is. Without it, loss is
+	// found by duplicate ACKs and SACK counts (RFC 5681, RFC 6675) and a
+	// lost tail by the retransmission timer.
+	NoRACK bool
 
 	// NoWindowScale, NoTimestamps and NoSACK turn off offering the window
 	// scale option (RFC 7323 §2), timestamps (RFC 7323 §3) and SACK
@@ -109,6 +126,9 @@ const (
 	MaxAckDelay       = 200 * time.Millisecond
 	DefaultMSS        = 1460
 	DefaultBuffer     = 256 << 10
+	// DefaultMaxBuffer is how far send and receive buffers grow by
+	// themselves.
+	DefaultMaxBuffer = 8 << 20
 	// DefaultSendMSS is the MSS assumed for a peer that sends no MSS option
 	// (RFC 9293 §3.7.1: 536 for IPv4).
 	DefaultSendMSS = 536
@@ -160,6 +180,21 @@ func (c *Config) mss() uint16 {
 }
 func (c *Config) sendBuffer() int    { return orInt(c.SendBuffer, DefaultBuffer) }
 func (c *Config) receiveBuffer() int { return orInt(c.ReceiveBuffer, DefaultBuffer) }
+
+// maxSendBuffer and maxReceiveBuffer are how far the buffers may grow: no
+// further than their fixed size when one is set.
+func (c *Config) maxSendBuffer() int {
+	if c.SendBuffer > 0 {
+		return c.SendBuffer
+	}
+	return max(orInt(c.MaxSendBuffer, DefaultMaxBuffer), DefaultBuffer)
+}
+func (c *Config) maxReceiveBuffer() int {
+	if c.ReceiveBuffer > 0 {
+		return c.ReceiveBuffer
+	}
+	return max(orInt(c.MaxReceiveBuffer, DefaultMaxBuffer), DefaultBuffer)
+}
 
 func orDuration(v, def time.Duration) time.Duration {
 	if v <= 0 {

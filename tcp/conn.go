@@ -65,12 +65,13 @@ type Conn struct {
 	cc     cc.Algorithm // made on first use (ctl) once ccOn
 	sacked ranges       // what the peer has SACKed above SND.UNA
 	ooo    ranges       // out-of-order data held in rcv beyond RCV.NXT
+	lossSt *lossState   // RACK-TLP's record of what is in flight (rack.go), while anything is
 	// An application-limited ACK that came before cc was made: when, and
 	// (ccAckEmptied) whether it acknowledged all in flight (ctl).
 	ccAckAt time.Time
 
 	// Timers: a deadline per timer, zero when stopped.
-	timers [numTimers]time.Time
+	timers [numTimerSlots]time.Time
 
 	// The retransmission timer's estimator (RFC 6298).
 	srtt, rttvar, minRTT time.Duration
@@ -111,6 +112,10 @@ type Conn struct {
 	rcvAdv      seqnum.Value // right edge of the window last advertised
 	peerFin     seqnum.Value // where the peer's FIN sits, once seen
 	lastAckSent seqnum.Value
+	// Receive buffer auto-tuning (autotune.go): where the reader stood,
+	// and when (milliseconds), at the start of the current measurement.
+	rcvqSeq  seqnum.Value
+	rcvqTime uint32
 
 	// Timestamps (RFC 7323).
 	tsRecent uint32
@@ -151,6 +156,7 @@ type Conn struct {
 	curCall  Call
 	curTimer Timer
 	curKind  CauseKind
+	rtxKind  Timer // which timer the retransmission slot holds
 
 	noDelay   bool
 	keepAlive bool
@@ -336,8 +342,11 @@ func (c *Conn) Status() Status {
 		ISS: c.iss, SndUna: c.sndUna, SndNxt: c.sndNxt, SndWnd: c.sndWnd,
 		IRS: c.irs, RcvNxt: c.rcvNxt, RcvWnd: c.rcvWindow(), SndMSS: c.sndMSS,
 		SendQueued: c.snd.len(), RecvQueued: c.rcv.len(), UrgentQueued: c.urgent,
-		RTO: c.rto, Retransmits: int(c.retries), Timers: c.timers, Err: c.err,
+		RTO: c.rto, Retransmits: int(c.retries), Err: c.err,
 		SegsIn: c.segsIn, SegsOut: c.segsOut, RetransSegs: c.retransSegs,
+	}
+	for t := range numTimers {
+		st.Timers[t] = c.timerAt(t)
 	}
 	if c.hasRTT {
 		st.SRTT = c.srtt
@@ -381,7 +390,7 @@ func (c *Conn) offerWindow(wnd uint32) uint32 {
 	if wnd <= kept {
 		return kept
 	}
-	if step := uint32(min(c.rcv.size/2, int(c.cfg.mss()))); c.rcv.len() > 0 && wnd-cur < step {
+	if step := uint32(min(c.rcv.capacity()/2, int(c.cfg.mss()))); c.rcv.len() > 0 && wnd-cur < step {
 		return kept
 	}
 	return wnd
@@ -391,7 +400,7 @@ func (c *Conn) offerWindow(wnd uint32) uint32 {
 // from RCV.NXT to the right edge we advertised.
 func (c *Conn) advertised() uint32 {
 	if c.rcvNxt.LessThan(c.rcvAdv) {
-		return min(uint32(c.rcvNxt.Size(c.rcvAdv)), uint32(c.rcv.size))
+		return min(uint32(c.rcvNxt.Size(c.rcvAdv)), uint32(c.rcv.capacity()))
 	}
 	return 0
 }
@@ -448,6 +457,7 @@ func (c *Conn) enterClosed(now time.Time, err error) {
 	}
 	c.stopAllTimers(now)
 	c.snd.reset()
+	c.releaseLoss()
 	if err != nil {
 		c.rcv.reset()
 	}

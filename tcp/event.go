@@ -177,10 +177,23 @@ const (
 	TimerPersist
 	// TimerKeepAlive probes an idle connection (RFC 1122 §4.2.3.6).
 	TimerKeepAlive
+	// TimerLossProbe sends a tail loss probe when no ACK came for two
+	// smoothed round trips (RFC 8985 §7.2, §7.3).
+	TimerLossProbe
+	// TimerReorder marks segments lost once the RACK reordering window
+	// has passed since they were sent (RFC 8985 §6.3).
+	TimerReorder
 	numTimers
+
+	// The retransmission, loss-probe and reordering timers are never
+	// armed together (RFC 8985 §7.2 arms the PTO in place of the RTO, §6.3
+	// the reordering timer likewise, as Linux's icsk_pending does): they
+	// share one deadline, and the connection notes which of them it is.
+	numTimerSlots = TimerKeepAlive + 1
 )
 
-var timerNames = [...]string{"retransmission", "2MSL", "user timeout", "delayed ACK", "persist", "keepalive"}
+var timerNames = [...]string{"retransmission", "2MSL", "user timeout", "delayed ACK", "persist", "keepalive",
+	"tail loss probe", "RACK reordering"}
 
 func (t Timer) String() string {
 	if int(t) < len(timerNames) {
@@ -222,12 +235,13 @@ const (
 	ReasonRstIgnored     // RST not acceptable in this state
 	ReasonTextAfterFin   // data after the peer's FIN
 	ReasonTimeWaitReack  // a FIN retransmitted into TIME-WAIT, re-acknowledged
-	ReasonFastRetransmit // duplicate ACKs or SACK say a segment was lost (RFC 5681, RFC 6675)
+	ReasonFastRetransmit // duplicate ACKs, SACK or RACK say a segment was lost (RFC 5681, RFC 6675, RFC 8985)
 	ReasonProbe          // a zero-window probe (RFC 9293 §3.8.6.1)
 	ReasonKeepAlive      // a keep-alive probe (RFC 1122 §4.2.3.6)
 	ReasonDelayedAck     // the delayed-ACK timer expired
 	ReasonPAWS           // an old timestamp: protection against wrapped sequences (RFC 7323 §5)
 	ReasonDupAck         // a duplicate ACK, counted toward fast retransmit
+	ReasonLossProbe      // a tail loss probe (RFC 8985 §7.3)
 	numReasons
 )
 
@@ -260,6 +274,7 @@ var reasonText = [numReasons]string{
 	"delayed ACK",
 	"old timestamp (PAWS)",
 	"duplicate ACK",
+	"tail loss probe",
 }
 
 func (r Reason) String() string {

@@ -123,7 +123,7 @@ func checkInvariants(t *testing.T, c *Conn) {
 	if c.rtxNxt.LessThan(c.sndUna) || c.sndNxt.LessThan(c.rtxNxt) {
 		t.Fatalf("resend point %d outside [SND.UNA %d, SND.NXT %d]", c.rtxNxt, c.sndUna, c.sndNxt)
 	}
-	if c.snd.len() > c.snd.size || c.rcv.len() > c.rcv.size {
+	if c.snd.len() > c.snd.capacity() || c.rcv.len() > c.rcv.capacity() {
 		t.Fatal("a queue holds more than its size")
 	}
 	if c.finQueued && c.dataEnd() != c.finSeq {

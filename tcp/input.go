@@ -542,6 +542,25 @@ func (c *Conn) processAck(now time.Time, seg *Segment, seq seqnum.Value, payload
 // ACK, feed the congestion controller and the RTT estimator, and count
 // duplicate ACKs toward fast retransmit (RFC 5681 §3.2, RFC 6675 §5).
 func (c *Conn) processAckData(now time.Time, seg *Segment, ack seqnum.Value, payload []byte, fin bool) {
+	rack := c.rackOn() && c.lossSt != nil
+	if rack {
+		c.rackAcked(now, seg, seqnum.Max(ack, c.sndUna)) // RFC 8985 §6.2 step 2
+	}
+	progress := c.sndUna.LessThan(ack)
+	c.takeAck(now, seg, ack, payload, fin)
+	if rack {
+		c.rackOnAck(now) // RFC 8985 §6.2 steps 4, 5; §7.4
+		if progress {
+			c.armLossProbe(now) // RFC 8985 §7.2
+		}
+	}
+	if progress && c.ccOn {
+		c.growSendBuffer()
+	}
+}
+
+// takeAck is processAckData's RFC 5681/6675 part.
+func (c *Conn) takeAck(now time.Time, seg *Segment, ack seqnum.Value, payload []byte, fin bool) {
 	sackNew := c.takeSACK(seg)
 	switch {
 	case c.sndUna.LessThan(ack):
@@ -587,7 +606,9 @@ func (c *Conn) processAckData(now time.Time, seg *Segment, ack seqnum.Value, pay
 		if c.observing(EventDrop) {
 			c.emit(Event{Time: now, Type: EventDrop, Segment: seg.Info(), Reason: ReasonDupAck})
 		}
-		if c.ccOn && !c.inRecovery && c.recover.LessThanEq(c.sndUna) &&
+		// With RACK (RFC 8985 §6.2), time decides loss, not the count of
+		// duplicate ACKs: rackOnAck enters recovery.
+		if c.ccOn && !c.inRecovery && c.recover.LessThanEq(c.sndUna) && !c.rackOn() &&
 			(c.dupAcks >= dupThresh || c.sackOK && c.isLost(c.sndUna)) {
 			c.enterRecovery(now)
 		}

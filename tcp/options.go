@@ -19,10 +19,10 @@ const tsOptionLen = 12
 const maxWindowShift = 14
 
 // ourWindowShift is the shift we offer: the least that lets the window
-// field cover the whole receive buffer.
+// field cover the whole receive buffer as far as auto-tuning may grow it.
 func (c *Conn) ourWindowShift() uint8 {
 	var s uint8
-	for s < maxWindowShift && c.rcv.size>>s > 0xFFFF {
+	for s < maxWindowShift && max(c.rcv.capacity(), c.cfg.maxReceiveBuffer())>>s > 0xFFFF {
 		s++
 	}
 	return s

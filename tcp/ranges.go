@@ -10,7 +10,7 @@ import (
 // drops the segment that would open another; a sender whose peer reports
 // more SACKed blocks than this forgets the highest (RFC 2018 §8 allows
 // either: SACK information is advisory).
-const maxRanges = 16
+const maxRanges = 32
 
 // seqRange is the sequence space [start, end).
 type seqRange struct{ start, end seqnum.Value }

@@ -15,18 +15,34 @@ import (
 // ring; segments refer to the ring's storage through peek.
 type ring struct {
 	buf  []byte
-	head int // index in buf of the first byte
-	n    int // bytes held
-	size int // capacity
+	head int32 // index in buf of the first byte
+	n    int32 // bytes held
+	size int32 // capacity: what the window is reckoned from
 }
 
 // ringInitial is the storage a ring starts with; it grows by doubling.
 const ringInitial = 4 << 10
 
-func newRing(size int) ring { return ring{size: size} }
+func newRing(size int) ring { return ring{size: int32(min(size, maxRing))} }
 
-func (r *ring) len() int  { return r.n }
-func (r *ring) free() int { return r.size - r.n }
+// maxRing bounds a ring's capacity so its counts fit an int32 (1 GiB,
+// the largest window RFC 7323 §2.3 lets a peer advertise).
+const maxRing = 1 << 30
+
+func (r *ring) len() int  { return int(r.n) }
+func (r *ring) free() int { return int(r.size - r.n) }
+
+// capacity is the size the window is reckoned from.
+func (r *ring) capacity() int { return int(r.size) }
+
+// grow raises the capacity to size (never lowers it, nor beyond maxRing):
+// receive auto-tuning and the send buffer's growth with the congestion
+// window. Storage follows lazily, as data needs it.
+func (r *ring) grow(size int) {
+	if size > int(r.size) {
+		r.size = int32(min(size, maxRing))
+	}
+}
 
 // reserve makes the storage hold at least end bytes past the head (end is
 // at most size), keeping every byte at its place relative to the head.
@@ -38,7 +54,7 @@ func (r *ring) reserve(end int) {
 	for c < end {
 		c *= 2
 	}
-	c = min(c, r.size)
+	c = min(c, int(r.size))
 	nb := getRingBuf(c)
 	if old := len(r.buf); old > 0 {
 		// Lay the old storage out from the head: queued bytes and any
@@ -56,17 +72,17 @@ func (r *ring) write(p []byte) int {
 	if n == 0 {
 		return 0
 	}
-	r.reserve(r.n + n)
-	tail := (r.head + r.n) % len(r.buf)
+	r.reserve(int(r.n) + n)
+	tail := (int(r.head) + int(r.n)) % len(r.buf)
 	c := copy(r.buf[tail:], p[:n])
 	copy(r.buf, p[c:n])
-	r.n += n
+	r.n += int32(n)
 	return n
 }
 
 // read moves up to len(p) bytes from the front of the ring into p.
 func (r *ring) read(p []byte) int {
-	n := min(len(p), r.n)
+	n := min(len(p), int(r.n))
 	if n == 0 {
 		return 0
 	}
@@ -79,10 +95,10 @@ func (r *ring) read(p []byte) int {
 // discard drops n bytes from the front. The head moves on even when the
 // ring empties: out-of-order data may already sit past it, at its place.
 func (r *ring) discard(n int) {
-	n = min(n, r.n)
-	r.n -= n
+	n = min(n, int(r.n))
+	r.n -= int32(n)
 	if len(r.buf) > 0 {
-		r.head = (r.head + n) % len(r.buf)
+		r.head = int32((int(r.head) + n) % len(r.buf))
 	}
 }
 
@@ -90,11 +106,11 @@ func (r *ring) discard(n int) {
 // contiguous slice of the ring's storage: it stops early at the point where
 // the storage wraps.
 func (r *ring) peek(off, n int) []byte {
-	if off >= r.n || n <= 0 {
+	if off >= int(r.n) || n <= 0 {
 		return nil
 	}
-	n = min(n, r.n-off)
-	start := (r.head + off) % len(r.buf)
+	n = min(n, int(r.n)-off)
+	start := (int(r.head) + off) % len(r.buf)
 	n = min(n, len(r.buf)-start)
 	return r.buf[start : start+n]
 }
@@ -158,8 +174,8 @@ func (r *ring) writeAt(off int, p []byte) int {
 		return 0
 	}
 	n := min(len(p), r.free()-off)
-	r.reserve(r.n + off + n)
-	pos := (r.head + r.n + off) % len(r.buf)
+	r.reserve(int(r.n) + off + n)
+	pos := (int(r.head) + int(r.n) + off) % len(r.buf)
 	c := copy(r.buf[pos:], p[:n])
 	copy(r.buf, p[c:n])
 	return n
@@ -169,6 +185,6 @@ func (r *ring) writeAt(off int, p []byte) int {
 // there earlier by writeAt.
 func (r *ring) commit(n int) {
 	n = min(n, r.free())
-	r.reserve(r.n + n)
-	r.n += n
+	r.reserve(int(r.n) + n)
+	r.n += int32(n)
 }

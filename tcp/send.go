@@ -116,6 +116,9 @@ func (c *Conn) isLost(seq seqnum.Value) bool {
 // that has left the network (the arithmetic of RFC 5681 §3.2's window
 // inflation).
 func (c *Conn) pipe() int {
+	if c.rackOn() && c.lossSt != nil {
+		return c.rackPipe() // RFC 8985: RACK's marks stand for IsLost
+	}
 	if !c.sackOK {
 		out := int(c.sndUna.Size(c.sndNxt)) - int(c.dupAcks)*c.sndMSS
 		if c.sndUna.LessThan(c.highRxt) {
@@ -171,6 +174,14 @@ func (c *Conn) enterRecovery(now time.Time) {
 	c.recover = c.sndNxt
 	c.highRxt = c.sndUna
 	c.karn()
+	if c.rackOn() {
+		// RFC 8985 §6.2: RACK has marked what is lost; the first such
+		// segment goes at once, as RFC 6675 §5 step 4 sends the first.
+		if a, _, ok := c.rackFirstLost(); ok {
+			c.retransmitAt(now, a, ReasonFastRetransmit)
+		}
+		return
+	}
 	c.retransmitAt(now, c.sndUna, ReasonFastRetransmit)
 }
 
@@ -180,6 +191,22 @@ func (c *Conn) enterRecovery(now time.Time) {
 func (c *Conn) sendRecovery(now time.Time) {
 	if !c.sackOK {
 		return // NewReno resends one segment per partial ACK; new data follows in sendData
+	}
+	if c.rackOn() {
+		// RFC 8985 §6.2 with RFC 6675's NextSeg rule 1: what RACK deems
+		// lost, while the pipe leaves room.
+		for c.cwnd()-c.pipe() >= c.sndMSS {
+			a, _, ok := c.rackFirstLost()
+			if !ok {
+				return
+			}
+			sent := c.retransSegs
+			c.retransmitAt(now, a, ReasonFastRetransmit)
+			if c.retransSegs == sent {
+				return
+			}
+		}
+		return
 	}
 	for c.cwnd()-c.pipe() >= c.sndMSS {
 		if a, _, ok := c.nextHole(c.highRxt, true); ok {
@@ -225,6 +252,7 @@ func (c *Conn) retransmitAt(now time.Time, seq seqnum.Value, why Reason) {
 		return
 	}
 	c.send(now, &tx, why, true)
+	c.rackSent(now, seq, tx.Len())
 	if e := seq.Add(tx.Len()); c.highRxt.LessThan(e) {
 		c.highRxt = e
 	}
@@ -236,6 +264,12 @@ func (c *Conn) retransmitAt(now time.Time, seq seqnum.Value, why Reason) {
 // congestion window and the MSS, skipping what the peer has SACKed, with
 // the FIN on the segment that ends the queue once the user has closed.
 func (c *Conn) sendData(now time.Time) {
+	sentNew := false
+	defer func() {
+		if sentNew {
+			c.armLossProbe(now) // RFC 8985 §7.2: after new data, (re)start the PTO
+		}
+	}()
 	if c.ccOn && c.sndUna == c.sndNxt && !c.lastSend.IsZero() && now.Sub(c.lastSend) > c.rto {
 		c.ctl().OnIdle(now) // RFC 5681 §4.1: restart after an idle period
 	}
@@ -311,7 +345,9 @@ func (c *Conn) sendData(now time.Time) {
 			return
 		}
 		c.send(now, &tx, why, rtx)
+		c.rackSent(now, p, tx.Len())
 		c.rtxNxt = p.Add(tx.Len())
+		sentNew = sentNew || c.sndNxt.LessThan(c.rtxNxt)
 		if c.sndNxt.LessThan(c.rtxNxt) {
 			c.sndNxt = c.rtxNxt
 		}
@@ -344,7 +380,7 @@ func (c *Conn) mayShip(n, avail, mss int, fin bool) bool {
 // flight to bring an ACK back, and the peer's window is what holds it up
 // (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17).
 func (c *Conn) armPersist(now time.Time, avail int) {
-	if avail == 0 || c.sndUna != c.sndNxt || c.timerArmed(TimerPersist) || c.timerArmed(TimerRetransmit) {
+	if avail == 0 || c.sndUna != c.sndNxt || c.timerArmed(TimerPersist) || !c.timers[TimerRetransmit].IsZero() {
 		return
 	}
 	wnd := 0

@@ -29,6 +29,10 @@ func (c *Conn) HandleTimeout(now time.Time) {
 			continue
 		}
 		c.timers[t] = time.Time{}
+		if t == TimerRetransmit {
+			t = c.rtxKind // the shared slot: which of its timers this is
+			c.rtxKind = TimerRetransmit
+		}
 		c.curKind, c.curTimer = CauseTimer, t
 		if c.observing(EventTimerFired) {
 			c.emit(Event{Time: now, Type: EventTimerFired, Timer: t})
@@ -40,6 +44,10 @@ func (c *Conn) HandleTimeout(now time.Time) {
 			c.userTimeout(now)
 		case TimerRetransmit:
 			c.retransmitTimeout(now)
+		case TimerLossProbe:
+			c.lossProbeTimeout(now)
+		case TimerReorder:
+			c.reorderTimeout(now)
 		case TimerPersist:
 			c.persistTimeout(now)
 		case TimerKeepAlive:
@@ -108,6 +116,7 @@ func (c *Conn) retransmitTimeout(now time.Time) {
 		c.dupAcks = 0
 		c.recover = c.sndNxt // no fast retransmit for what the timeout resends (RFC 6582 §4)
 		c.sacked.reset()
+		c.rackTimeout()
 		// Go back to the first unacknowledged byte and resend from there.
 		c.rtxNxt = c.sndUna
 		c.highRxt = c.sndUna
@@ -175,9 +184,10 @@ func (c *Conn) sendProbe(now time.Time, why Reason) {
 }
 
 // armRetransmit starts the retransmission timer if it is not running
-// (RFC 6298 §5.1).
+// (RFC 6298 §5.1), nor the loss probe or reordering timer that stands in
+// its place (RFC 8985 §7.2, §6.3).
 func (c *Conn) armRetransmit(now time.Time) {
-	if !c.timerArmed(TimerRetransmit) {
+	if c.timers[TimerRetransmit].IsZero() {
 		c.setTimer(now, TimerRetransmit, now.Add(c.rto))
 	}
 }
@@ -198,7 +208,7 @@ func (c *Conn) onAckProgress(now time.Time) {
 	if !c.hasRTT {
 		c.rto = c.cfg.initialRTO()
 	}
-	c.stopTimer(now, TimerRetransmit)
+	c.stopTimer(now, c.rtxKind) // the RTO, or the PTO or reordering timer in its place
 	c.stopTimer(now, TimerUser)
 	if c.sndUna.LessThan(c.sndNxt) {
 		c.armRetransmit(now)
@@ -206,28 +216,56 @@ func (c *Conn) onAckProgress(now time.Time) {
 	}
 }
 
-func (c *Conn) timerArmed(t Timer) bool { return !c.timers[t].IsZero() }
+// slot is where timer t keeps its deadline, and whether t is the timer
+// that slot holds now: the retransmission, loss-probe and reordering
+// timers share one.
+func (c *Conn) slot(t Timer) (Timer, bool) {
+	switch t {
+	case TimerRetransmit, TimerLossProbe, TimerReorder:
+		return TimerRetransmit, c.rtxKind == t
+	}
+	return t, true
+}
+
+func (c *Conn) timerArmed(t Timer) bool {
+	s, mine := c.slot(t)
+	return mine && !c.timers[s].IsZero()
+}
+
+// timerAt is timer t's deadline, zero when it is stopped.
+func (c *Conn) timerAt(t Timer) time.Time {
+	if s, mine := c.slot(t); mine {
+		return c.timers[s]
+	}
+	return time.Time{}
+}
 
 func (c *Conn) setTimer(now time.Time, t Timer, at time.Time) {
-	c.timers[t] = at
+	s, mine := c.slot(t)
+	if !mine {
+		c.stopTimer(now, c.rtxKind) // the timer sharing the slot gives way
+		c.rtxKind = t
+	}
+	c.timers[s] = at
 	if c.observing(EventTimerSet) {
 		c.emit(Event{Time: now, Type: EventTimerSet, Timer: t, Deadline: at})
 	}
 }
 
 func (c *Conn) stopTimer(now time.Time, t Timer) {
-	if c.timers[t].IsZero() {
+	s, mine := c.slot(t)
+	if !mine || c.timers[s].IsZero() {
 		return
 	}
-	c.timers[t] = time.Time{}
+	c.timers[s] = time.Time{}
 	if c.observing(EventTimerStopped) {
 		c.emit(Event{Time: now, Type: EventTimerStopped, Timer: t})
 	}
 }
 
 func (c *Conn) stopAllTimers(now time.Time) {
-	for t := range c.timers {
-		c.stopTimer(now, Timer(t))
+	for t := range numTimers {
+		c.stopTimer(now, t)
 	}
 }
 
@@ -235,7 +273,7 @@ func (c *Conn) stopAllTimers(now time.Time) {
 // other timers" (RFC 9293 §3.10.7.4, eighth step). It also restarts the
 // wait when the peer's FIN arrives again.
 func (c *Conn) startTimeWait(now time.Time) {
-	c.stopTimer(now, TimerRetransmit)
+	c.stopTimer(now, c.rtxKind)
 	c.stopTimer(now, TimerUser)
 	c.setTimer(now, TimerTimeWait, now.Add(2*c.cfg.msl()))
 	c.setState(now, TimeWait)
