@@ -56,26 +56,6 @@ func bigCapture(b *testing.B) (string, tracktest.Stats) {
 	return benchCapture.path, benchCapture.st
 }
 
-// trackPath reads the capture at path into a new tracker with cfg.
-func trackPath(path string, cfg Config) (*Tracker, error) {
-	rd, err := capture.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer rd.Close()
-	tr := New(cfg)
-	for {
-		p, err := rd.Next()
-		if err == io.EOF {
-			return tr, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		tr.Feed(p)
-	}
-}
-
 // shardPath reads the capture at path into a Sharded of n workers.
 func shardPath(path string, cfg Config, n int) (*Sharded, error) {
 	rd, err := capture.Open(path)

@@ -20,6 +20,7 @@ const batchSize = 256
 type slim struct {
 	t        int64 // Unix nanoseconds
 	id       uint64
+	h        uint64 // pairHash of the tuple
 	src, dst netip.AddrPort
 	seq, ack seqnum.Value
 	n        int32
@@ -113,7 +114,7 @@ func (w *worker) run(s *Sharded) {
 			p.Src, p.Dst, p.Seq, p.Ack = q.src, q.dst, q.seq, q.ack
 			p.PayloadLen, p.Window, p.Flags = int(q.n), q.win, q.flags
 			p.Options.HasWindowScale, p.Options.WindowScale = q.hasWS, q.ws
-			w.tr.feed(&p, q.id)
+			w.tr.feed(&p, q.id, q.h)
 		}
 		switch b.req {
 		case reqSweep:
@@ -142,15 +143,6 @@ func (w *worker) run(s *Sharded) {
 	}
 }
 
-// shardOf picks the worker of the tuple {a, b}: the same in both
-// directions.
-func (s *Sharded) shardOf(a, b netip.AddrPort) int {
-	if len(s.w) == 1 {
-		return 0
-	}
-	return int(pairHash(a, b) % uint64(len(s.w)))
-}
-
 // Feed hands the next packet to the worker owning its connection.
 // Packets must come in timestamp order; p is not retained.
 func (s *Sharded) Feed(p *capture.Packet) {
@@ -164,13 +156,16 @@ func (s *Sharded) Feed(p *capture.Packet) {
 	if now > s.last || s.packets == 0 {
 		s.last = now
 	}
-	k := s.shardOf(p.Src, p.Dst)
+	// The worker is picked by the tuple's hash, the same in both
+	// directions; its high bits, as the table uses the low ones.
+	h := pairHash(p.Src, p.Dst)
+	k := int((h >> 40) % uint64(len(s.w)))
 	b := s.cur[k]
 	if b == nil {
 		b = s.free.Get().(*batch)
 		s.cur[k] = b
 	}
-	b.pkts = append(b.pkts, slim{t: now, id: s.packets, src: p.Src, dst: p.Dst, seq: p.Seq, ack: p.Ack,
+	b.pkts = append(b.pkts, slim{t: now, id: s.packets, h: h, src: p.Src, dst: p.Dst, seq: p.Seq, ack: p.Ack,
 		n: int32(max(min(p.PayloadLen, 1<<31-1), 0)), win: p.Window, flags: p.Flags,
 		ws: p.Options.WindowScale, hasWS: p.Options.HasWindowScale})
 	s.packets++

@@ -206,6 +206,7 @@ type Tracker struct {
 	packets     uint64
 	counts      map[causeKey]uint64
 	sinceSweep  int
+	held        int  // connections held after the last sweep
 	manual      bool // sweeps only when told (a Sharded worker)
 }
 
@@ -257,19 +258,22 @@ func segEnd(p *capture.Packet) seqnum.Value {
 // that a capture cannot be crafted to fill one bucket.
 var hashKey = maphash.Comparable(maphash.MakeSeed(), 0) | 1
 
-// addrPortHash hashes one endpoint: its address's 16 bytes (an IPv4
-// address as its IPv4-mapped form; lookups compare the addresses
-// themselves) and port, mixed with a 64-bit finaliser (MurmurHash3's
-// fmix64).
+// addrPortHash hashes one endpoint: its address (an IPv4 address as its
+// 4 bytes, an IPv6 one folded to 8) and port, multiplied by a 64-bit odd
+// constant (Fibonacci hashing) and folded so the low bits, which index
+// the table, depend on every input bit.
 func addrPortHash(a netip.AddrPort) uint64 {
-	b := a.Addr().As16()
-	h := binary.LittleEndian.Uint64(b[:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(b[8:]) ^ uint64(a.Port())<<48 ^ hashKey
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
+	ad := a.Addr()
+	var x uint64
+	if ad.Is4() {
+		b := ad.As4()
+		x = uint64(binary.LittleEndian.Uint32(b[:]))
+	} else {
+		b := ad.As16()
+		x = binary.LittleEndian.Uint64(b[:8])*0xff51afd7ed558ccd ^ binary.LittleEndian.Uint64(b[8:])
+	}
+	x = (x ^ uint64(a.Port())<<32 ^ hashKey) * 0x9e3779b97f4a7c15
+	return x ^ x>>32
 }
 
 // pairHash hashes the unordered pair {a, b}: the sum of the two
@@ -337,14 +341,16 @@ func (t *Tracker) unlink(c *Conn) {
 
 // Feed processes the next packet. Packets must come in timestamp order;
 // the Packet is not retained.
-func (t *Tracker) Feed(p *capture.Packet) { t.feed(p, t.packets) }
-
-// feed is Feed for the packet numbered id in the whole capture (a
-// Sharded worker sees only some).
-func (t *Tracker) feed(p *capture.Packet, id uint64) {
+func (t *Tracker) Feed(p *capture.Packet) {
 	if !p.Src.IsValid() || !p.Dst.IsValid() {
 		return
 	}
+	t.feed(p, t.packets, pairHash(p.Src, p.Dst))
+}
+
+// feed is Feed for a valid packet numbered id in the whole capture (a
+// Sharded worker sees only some), whose tuple's pairHash is h.
+func (t *Tracker) feed(p *capture.Packet, id, h uint64) {
 	now := p.T.UnixNano()
 	if t.packets == 0 {
 		t.first = now
@@ -353,7 +359,6 @@ func (t *Tracker) feed(p *capture.Packet, id uint64) {
 	if now > t.last || t.packets == 1 {
 		t.last = now
 	}
-	h := pairHash(p.Src, p.Dst)
 	c, link := t.lookup(h, p.Src, p.Dst)
 	if c == nil || t.newIncarnation(c, p, now) {
 		n := t.newConn(p, now)
@@ -375,7 +380,10 @@ func (t *Tracker) feed(p *capture.Packet, id uint64) {
 	t.packet(c, p, now)
 	if t.cfg.Done != nil && !t.manual {
 		t.sinceSweep++
-		if t.sinceSweep >= max(4096, len(t.conns)/2) {
+		// Every half as many packets as connections were held after the
+		// last sweep (at least 4096): the same rule as Sharded's, so
+		// that the two stream the same views in the same order.
+		if t.sinceSweep >= max(4096, t.held/2) {
 			t.sweep(now)
 		}
 	}
@@ -475,6 +483,7 @@ func (t *Tracker) sweepIDs(now int64, ids *[]uint64) {
 	}
 	clear(t.conns[len(out):])
 	t.conns = out
+	t.held = len(out)
 }
 
 // Flush hands every connection that is final at instant at to

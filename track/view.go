@@ -3,7 +3,9 @@ package track
 import (
 	"encoding/json"
 	"io"
+	"math"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/tcpstate/tcpstate/tcp"
@@ -222,11 +224,107 @@ func (v *ConnView) JSON() JSONView {
 
 // WriteJSON writes one JSON object per line per view.
 func WriteJSON(w io.Writer, views []ConnView) error {
-	enc := json.NewEncoder(w)
+	var b []byte
 	for i := range views {
-		if err := enc.Encode(views[i].JSON()); err != nil {
-			return err
+		b = views[i].AppendJSON(b)
+		if len(b) >= 64<<10 || i == len(views)-1 {
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+			b = b[:0]
 		}
 	}
 	return nil
+}
+
+// AppendJSON appends v's JSON object (JSONView) and a newline to b: the
+// same bytes as encoding/json's Encoder writes for v.JSON(), without
+// reflection.
+func (v *ConnView) AppendJSON(b []byte) []byte {
+	b = append(b, `{"client":`...)
+	b = appendJSONString(b, v.Client.String())
+	b = append(b, `,"server":`...)
+	b = appendJSONString(b, v.Server.String())
+	b = append(b, `,"client_state":`...)
+	b = appendJSONString(b, v.ClientState.String())
+	b = append(b, `,"server_state":`...)
+	b = appendJSONString(b, v.ServerState.String())
+	b = append(b, `,"conntrack_state":`...)
+	b = appendJSONString(b, v.ConntrackState)
+	b = append(b, `,"conntrack_expire":`...)
+	b = strconv.AppendInt(b, seconds(v.ConntrackExpire), 10)
+	b = append(b, `,"ipvs_state":`...)
+	b = appendJSONString(b, v.IPVSState)
+	b = append(b, `,"ipvs_expire":`...)
+	b = strconv.AppendInt(b, seconds(v.IPVSExpire), 10)
+	for _, f := range [...]struct {
+		name string
+		n    uint64
+	}{{`,"packets_c2s":`, v.Packets[C2S]}, {`,"packets_s2c":`, v.Packets[S2C]},
+		{`,"bytes_c2s":`, v.Bytes[C2S]}, {`,"bytes_s2c":`, v.Bytes[S2C]},
+		{`,"retrans_c2s":`, v.Retrans[C2S]}, {`,"retrans_s2c":`, v.Retrans[S2C]}} {
+		b = append(b, f.name...)
+		b = strconv.AppendUint(b, f.n, 10)
+	}
+	b = append(b, `,"zeek_state":`...)
+	b = appendJSONString(b, v.ZeekState)
+	b = append(b, `,"zeek_history":`...)
+	b = appendJSONString(b, v.ZeekHistory)
+	b = append(b, `,"client_state_proven":`...)
+	b = appendJSONString(b, v.ClientProven.String())
+	b = append(b, `,"server_state_proven":`...)
+	b = appendJSONString(b, v.ServerProven.String())
+	if v.ConntrackState != "" {
+		switch {
+		case v.ConntrackUnreplied:
+			b = append(b, `,"conntrack_flags":"UNREPLIED"`...)
+		case v.ConntrackAssured:
+			b = append(b, `,"conntrack_flags":"ASSURED"`...)
+		}
+	}
+	b = append(b, `,"first_seen":`...)
+	b = appendJSONFloat(b, unixSeconds(v.First))
+	b = append(b, `,"last_seen":`...)
+	b = appendJSONFloat(b, unixSeconds(v.Last))
+	b = append(b, `,"ended":`...)
+	b = strconv.AppendBool(b, v.Ended)
+	if v.MidStream {
+		b = append(b, `,"mid_stream":true`...)
+	}
+	for _, f := range [...]struct {
+		name string
+		n    uint64
+	}{{`,"window_c2s":`, v.Window[C2S]}, {`,"window_s2c":`, v.Window[S2C]},
+		{`,"zero_window_c2s":`, v.ZeroWindow[C2S]}, {`,"zero_window_s2c":`, v.ZeroWindow[S2C]},
+		{`,"rst_c2s":`, v.RSTs[C2S]}, {`,"rst_s2c":`, v.RSTs[S2C]}} {
+		b = append(b, f.name...)
+		b = strconv.AppendUint(b, f.n, 10)
+	}
+	return append(b, "}\n"...)
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it (HTML characters included); anything but printable ASCII is
+// left to encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendJSONFloat appends f as encoding/json formats a float64 ('f'
+// between 1e-6 and 1e21, the shortest representation); other magnitudes
+// are left to encoding/json.
+func appendJSONFloat(b []byte, f float64) []byte {
+	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) || math.IsNaN(f) || math.IsInf(f, 0) {
+		q, _ := json.Marshal(f)
+		return append(b, q...)
+	}
+	return strconv.AppendFloat(b, f, 'f', -1, 64)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +46,7 @@ type trackFlags struct {
 	width     int
 	th        track.Thresholds
 	noProgres bool
+	workers   int
 }
 
 func newTrackCmd() *cobra.Command {
@@ -98,6 +98,7 @@ func newTrackCmd() *cobra.Command {
 	fl.StringVar(&f.admin, "admin", "", "with --live: serve Prometheus metrics on this address (/metrics)")
 	fl.DurationVar(&f.duration, "duration", 0, "with --live: stop after this long (0: until interrupted)")
 	fl.IntVar(&f.width, "width", 100, "width of a text ladder")
+	fl.IntVar(&f.workers, "workers", 1, "trackers sharing the connections by flow hash, one goroutine each (0: one per CPU; 1: a single tracker, measured as fast on 2 cores); the output is the same; --ladder, --diagram and --timeline use one")
 	fl.IntVar(&f.th.SynFlood, "syn-flood", track.DefaultSynFlood, "--diagnose: SYN-RECEIVED connections at one server that make a SYN flood")
 	fl.IntVar(&f.th.TimeWait, "time-wait-pileup", track.DefaultTimeWaitPileup, "--diagnose: TIME-WAIT connections toward one server that make a pile-up")
 	fl.DurationVar(&f.th.CloseWait, "close-wait-age", track.DefaultCloseWait, "--diagnose: time in CLOSE-WAIT that makes a leak")
@@ -212,12 +213,49 @@ func runTrack(ctx context.Context, stdout, stderr io.Writer, path string, f trac
 	streaming := f.format == "json" && !f.diagnose && f.ladder == "" && !f.diagram && !f.timeline
 	var jsonErr error
 	if streaming {
-		enc := json.NewEncoder(out)
+		var line []byte
 		cfg.Done = func(v *track.ConnView) {
 			if jsonErr == nil && (filter == nil || filter.Match(v, model)) {
-				jsonErr = enc.Encode(v.JSON())
+				line = v.AppendJSON(line[:0])
+				_, jsonErr = out.Write(line)
 			}
 		}
+	}
+	if f.workers < 0 {
+		return fmt.Errorf("--workers %d must not be negative", f.workers)
+	}
+	if f.workers != 1 && f.ladder == "" && !f.diagram && !f.timeline {
+		// Connections sharded over several trackers (issue 8, point 10):
+		// the same output as one tracker, in the same order.
+		sh := track.NewSharded(cfg, f.workers)
+		defer sh.Close()
+		readErr, err := readCapture(path, sh, at, stderr, !f.noProgres, nil)
+		if err != nil {
+			return err
+		}
+		if sh.Packets() == 0 {
+			if readErr != nil {
+				return fmt.Errorf("%s: %v", path, readErr)
+			}
+			return fmt.Errorf("%s: no TCP packets in the capture", path)
+		}
+		when := sh.Last()
+		if at.set {
+			when = at.resolve(sh.First())
+		}
+		if streaming {
+			sh.Flush(when)
+		}
+		if jsonErr != nil {
+			return jsonErr
+		}
+		if err := writeViews(out, sh.Snapshot(when), when, sh.First(), model, filter, f); err != nil {
+			return err
+		}
+		if readErr != nil {
+			return &exitError{2, fmt.Errorf("%s: %v; showed the %d TCP packets read before it", path, readErr, sh.Packets())}
+		}
+		return nil
 	}
 	tr := track.New(cfg)
 	var samples []track.Sample
@@ -307,10 +345,18 @@ func timelineSampler(tr *track.Tracker, samples *[]track.Sample) func(now time.T
 	}
 }
 
+// feeder is what readCapture feeds: a Tracker or a Sharded.
+type feeder interface {
+	Feed(p *capture.Packet)
+	Packets() uint64
+	First() time.Time
+	Last() time.Time
+}
+
 // readCapture feeds the capture to tr, up to the instant at when set.
 // It returns the error that stopped reading part-way (a damaged capture),
 // and err for a file that cannot be read at all.
-func readCapture(path string, tr *track.Tracker, at instant, stderr io.Writer, progress bool, sampler func(time.Time, bool)) (readErr, err error) {
+func readCapture(path string, tr feeder, at instant, stderr io.Writer, progress bool, sampler func(time.Time, bool)) (readErr, err error) {
 	r, err := capture.Open(path)
 	if err != nil {
 		return nil, oneLine(err)
@@ -455,9 +501,14 @@ func writeTrackOutput(out io.Writer, tr *track.Tracker, when time.Time, model tr
 	case f.timeline:
 		return track.WriteTimelineSVG(out, samples, fmt.Sprintf("TCP endpoints by state (%d connections)", len(tr.Conns())))
 	}
-	views := tr.Snapshot(when)
+	return writeViews(out, tr.Snapshot(when), when, tr.First(), model, filter, f)
+}
+
+// writeViews writes a snapshot: findings with --diagnose, else the
+// connections as JSON or a table.
+func writeViews(out io.Writer, views []track.ConnView, when, first time.Time, model track.Model, filter *track.Filter, f trackFlags) error {
 	if f.diagnose {
-		fs := track.Diagnose(views, when, when.Sub(tr.First()), f.th)
+		fs := track.Diagnose(views, when, when.Sub(first), f.th)
 		if f.format == "json" {
 			return track.WriteFindingsJSON(out, fs)
 		}
