@@ -98,7 +98,7 @@ func newTrackCmd() *cobra.Command {
 	fl.StringVar(&f.admin, "admin", "", "with --live: serve Prometheus metrics on this address (/metrics)")
 	fl.DurationVar(&f.duration, "duration", 0, "with --live: stop after this long (0: until interrupted)")
 	fl.IntVar(&f.width, "width", 100, "width of a text ladder")
-	fl.IntVar(&f.workers, "workers", 1, "trackers sharing the connections by flow hash, one goroutine each (0: one per CPU; 1: a single tracker, measured as fast on 2 cores); the output is the same; --ladder, --diagram and --timeline use one")
+	fl.IntVar(&f.workers, "workers", 0, "trackers sharing the connections by flow hash, one goroutine each (0: one per CPU; 1: a single tracker); the output is the same for any N; --ladder, --diagram and --timeline use one")
 	fl.IntVar(&f.th.SynFlood, "syn-flood", track.DefaultSynFlood, "--diagnose: SYN-RECEIVED connections at one server that make a SYN flood")
 	fl.IntVar(&f.th.TimeWait, "time-wait-pileup", track.DefaultTimeWaitPileup, "--diagnose: TIME-WAIT connections toward one server that make a pile-up")
 	fl.DurationVar(&f.th.CloseWait, "close-wait-age", track.DefaultCloseWait, "--diagnose: time in CLOSE-WAIT that makes a leak")
