@@ -210,7 +210,11 @@ func (c *Conn) sendRecovery(now time.Time) {
 	}
 	for c.cwnd()-c.pipe() >= c.sndMSS {
 		if a, _, ok := c.nextHole(c.highRxt, true); ok {
+			sent := c.retransSegs
 			c.retransmitAt(now, a, ReasonFastRetransmit)
+			if c.retransSegs == sent {
+				return // the peer's window shrank below the hole
+			}
 			continue
 		}
 		return // rules 2 and 3 are sendData's and the loop's next turn
@@ -230,6 +234,13 @@ func (c *Conn) retransmitAt(now time.Time, seq seqnum.Value, why Reason) {
 		// At most what was sent before: a retransmission carries no new
 		// data past SND.NXT, which the window may not allow.
 		n = min(int(seq.Size(end)), int(seq.Size(c.sndNxt)), c.sndMSS-c.sackOptionLen())
+		// Nor beyond the peer's window, should it have shrunk since
+		// (RFC 9293 §3.8.6).
+		if wndEnd := c.sndWndEnd(); wndEnd.LessThanEq(seq) {
+			n = 0
+		} else {
+			n = min(n, int(seq.Size(wndEnd)))
+		}
 		if in, _ := c.sacked.contains(seq); !in {
 			// Stop at the next SACKed byte.
 			for i := 0; i < c.sacked.len(); i++ {
