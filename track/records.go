@@ -14,7 +14,7 @@ import (
 func (t *Tracker) Find(a, b netip.AddrPort) []*Conn {
 	var out []*Conn
 	for _, c := range t.conns {
-		if c.Client == a && c.Server == b || c.Client == b && c.Server == a {
+		if c.tu.matches(a, b) {
 			out = append(out, c)
 		}
 	}
@@ -48,10 +48,10 @@ func (c *Conn) Records() []trace.Record {
 	x := c.x
 	first := c.First()
 	hosts := [2]string{HostClient, HostServer}
-	tuples := [2]tcp.Tuple{{Local: c.Client, Remote: c.Server}, {Local: c.Server, Remote: c.Client}}
+	tuples := [2]tcp.Tuple{{Local: c.Client(), Remote: c.Server()}, {Local: c.Server(), Remote: c.Client()}}
 	recs := []trace.Record{
-		{Host: HostClient, Addr: c.Client.Addr(), Kind: trace.KindHost, Conn: tuples[0]},
-		{Host: HostServer, Addr: c.Server.Addr(), Kind: trace.KindHost, Conn: tuples[1]},
+		{Host: HostClient, Addr: c.Client().Addr(), Kind: trace.KindHost, Conn: tuples[0]},
+		{Host: HostServer, Addr: c.Server().Addr(), Kind: trace.KindHost, Conn: tuples[1]},
 	}
 	n := len(x.pkts)
 	lost := map[int]bool{}

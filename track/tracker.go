@@ -92,11 +92,10 @@ type connExt struct {
 // connection reopens): the current connection on a tuple holds them and
 // hands them to the next incarnation.
 type Conn struct {
-	// Client and Server are the endpoints (see the package comment).
-	Client, Server netip.AddrPort
 	// MidStream is set when the connection's start was not captured.
 	MidStream bool
 
+	tu          tuple  // client and server: Conn.Client, Conn.Server
 	first, last int64  // first and last packets' timestamps, Unix nanoseconds
 	id          uint64 // index of its first packet in the whole capture: the output order
 	next        *Conn  // the next connection in the flow table's bucket
@@ -288,7 +287,7 @@ func (t *Tracker) bucket(h uint64) **Conn { return &t.flows[h&uint64(len(t.flows
 func (t *Tracker) lookup(h uint64, a, b netip.AddrPort) (*Conn, **Conn) {
 	link := t.bucket(h)
 	for c := *link; c != nil; c = c.next {
-		if c.Client == a && c.Server == b || c.Client == b && c.Server == a {
+		if c.tu.matches(a, b) {
 			return c, link
 		}
 		link = &c.next
@@ -320,7 +319,7 @@ func (t *Tracker) grow() {
 	for _, c := range old {
 		for c != nil {
 			next := c.next
-			head := t.bucket(pairHash(c.Client, c.Server))
+			head := t.bucket(pairHash(c.Client(), c.Server()))
 			c.next = *head
 			*head = c
 			c = next
@@ -330,7 +329,7 @@ func (t *Tracker) grow() {
 
 // unlink removes c, the current connection of its tuple, from the table.
 func (t *Tracker) unlink(c *Conn) {
-	cur, link := t.lookup(pairHash(c.Client, c.Server), c.Client, c.Server)
+	cur, link := t.lookup(pairHash(c.Client(), c.Server()), c.Client(), c.Server())
 	if cur != c {
 		return
 	}
@@ -366,11 +365,11 @@ func (t *Tracker) feed(p *capture.Packet, id, h uint64) {
 		if c != nil {
 			c.superseded = true
 			// The middlebox entries pass to the new connection.
-			ctFirst := c.Server
+			ctFirst := 1
 			if c.ctFirstCl {
-				ctFirst = c.Client
+				ctFirst = 0
 			}
-			n.ct, n.hasCT, n.ctFirstCl = c.ct, c.hasCT, ctFirst == n.Client
+			n.ct, n.hasCT, n.ctFirstCl = c.ct, c.hasCT, n.tu.is(0, c.tu.at(ctFirst))
 			n.vs, n.hasVS = c.vs, c.hasVS
 			c.hasCT, c.hasVS = false, false
 		}
@@ -495,7 +494,7 @@ func (t *Tracker) Flush(at time.Time) {
 }
 
 func (c *Conn) side(src netip.AddrPort) int {
-	if src == c.Client {
+	if c.tu.is(0, src) {
 		return 0
 	}
 	return 1
@@ -508,27 +507,27 @@ func (t *Tracker) newConn(p *capture.Packet, now int64) *Conn {
 	syn, ack := p.Flags.Has(header.SYN), p.Flags.Has(header.ACK)
 	switch {
 	case syn && !ack:
-		c.Client, c.Server = p.Src, p.Dst
+		c.tu = makeTuple(p.Src, p.Dst)
 		c.ep[1].st = tcp.Listen
 	case syn && ack:
 		// The SYN was not captured: its sender's state is what the
 		// SYN,ACK acknowledges.
-		c.Client, c.Server = p.Dst, p.Src
+		c.tu = makeTuple(p.Dst, p.Src)
 		c.ep[0] = endpoint{st: tcp.SynSent, sentSyn: true, iss: p.Ack - 1}
 		c.ep[1].st = tcp.Listen
 	default:
 		c.MidStream = true
-		c.Client, c.Server = p.Src, p.Dst
+		c.tu = makeTuple(p.Src, p.Dst)
 		if p.Dst.Port() > p.Src.Port() {
-			c.Client, c.Server = p.Dst, p.Src
+			c.tu = makeTuple(p.Dst, p.Src)
 		}
 		for i := range c.ep {
 			c.ep[i] = endpoint{st: tcp.Established, sentSyn: true, synAcked: true, rcvSyn: true}
 		}
 	}
-	c.zkFirstCl = p.Src == c.Client
+	c.zkFirstCl = c.tu.is(0, p.Src)
 	c.ep[0].initial, c.ep[1].initial = c.ep[0].st, c.ep[1].st
-	if t.cfg.Keep != nil && t.cfg.Keep(c.Client, c.Server) {
+	if t.cfg.Keep != nil && t.cfg.Keep(c.Client(), c.Server()) {
 		c.keep = true
 		c.ext()
 	}
@@ -827,7 +826,7 @@ func (ds *dirStats) addSpan(s span) bool {
 func (t *Tracker) middleboxes(c *Conn, d int, p *capture.Packet) {
 	n := max(p.PayloadLen, 0)
 	cp := conntrack.Packet{T: p.T, Flags: p.Flags, Seq: p.Seq, Ack: p.Ack, Len: n, Window: p.Window}
-	fromClient := p.Src == c.Client
+	fromClient := c.tu.is(0, p.Src)
 	if !c.hasCT {
 		if e, ok := conntrack.New(cp); ok {
 			c.ct, c.hasCT, c.ctFirstCl = *e, true, fromClient

@@ -82,7 +82,7 @@ func (t *Tracker) Snapshot(at time.Time) []ConnView {
 
 func (t *Tracker) view(c *Conn, now int64) ConnView {
 	at := fromNanos(now)
-	v := ConnView{Client: c.Client, Server: c.Server, First: c.First(), Last: c.Last(), MidStream: c.MidStream}
+	v := ConnView{Client: c.Client(), Server: c.Server(), First: c.First(), Last: c.Last(), MidStream: c.MidStream}
 	var tw [2]int64
 	v.ClientState, tw[0] = c.ep[0].believed(now, t.cfg.TimeWait)
 	v.ServerState, tw[1] = c.ep[1].believed(now, t.cfg.TimeWait)
@@ -113,9 +113,9 @@ func (t *Tracker) view(c *Conn, now int64) ConnView {
 			if st, left, ok := e.At(at); ok {
 				v.ConntrackState, v.ConntrackExpire = st, left
 				v.ConntrackAssured, v.ConntrackUnreplied = e.Assured(), e.Unreplied()
-				src, dst := c.Server, c.Client
+				src, dst := c.Server(), c.Client()
 				if c.ctFirstCl {
-					src, dst = c.Client, c.Server
+					src, dst = c.Client(), c.Server()
 				}
 				if e.Reversed() {
 					src, dst = dst, src

@@ -484,7 +484,7 @@ func writeTrackOutput(out io.Writer, tr *track.Tracker, when time.Time, model tr
 		}
 		for i, c := range conns {
 			if len(conns) > 1 {
-				fmt.Fprintf(out, "== connection %d of %d: %s -> %s\n", i+1, len(conns), c.Client, c.Server)
+				fmt.Fprintf(out, "== connection %d of %d: %s -> %s\n", i+1, len(conns), c.Client(), c.Server())
 			}
 			if err := trace.Ladder(out, c.Records(), opt); err != nil {
 				return err
