@@ -27,6 +27,10 @@ type Config struct {
 	// IPVSMode is the IPVS forwarding method modelled: ipvs.NAT (the
 	// director sees both directions) or ipvs.DR (client packets only).
 	IPVSMode ipvs.Mode
+	// ZeekServerPorts, when set, is the Zeek model's likely_server_ports
+	// (see zeek.Flow.PacketWithServerPorts); nil means
+	// zeek.DefaultLikelyServerPort.
+	ZeekServerPorts func(port uint16) bool
 	// Keep, when set, selects connections (by client and server, or
 	// either order) whose packets and transitions are kept for Records.
 	Keep func(a, b netip.AddrPort) bool
@@ -213,6 +217,9 @@ type Tracker struct {
 func New(cfg Config) *Tracker {
 	if cfg.TimeWait <= 0 {
 		cfg.TimeWait = DefaultTimeWait
+	}
+	if cfg.ZeekServerPorts == nil {
+		cfg.ZeekServerPorts = zeek.DefaultLikelyServerPort
 	}
 	return &Tracker{cfg: cfg, flows: make([]*Conn, 1024), counts: map[causeKey]uint64{}}
 }
@@ -502,7 +509,6 @@ func (c *Conn) side(src netip.AddrPort) int {
 
 func (t *Tracker) newConn(p *capture.Packet, now int64) *Conn {
 	c := &Conn{first: now}
-	c.zk = *zeek.New()
 	c.dir[0].ws, c.dir[1].ws = -1, -1
 	syn, ack := p.Flags.Has(header.SYN), p.Flags.Has(header.ACK)
 	switch {
@@ -853,7 +859,7 @@ func (t *Tracker) middleboxes(c *Conn, d int, p *capture.Packet) {
 	if fromClient != c.zkFirstCl {
 		zp.Dir = zeek.Backward
 	}
-	c.zk.Packet(zp)
+	c.zk.PacketWithServerPorts(zp, t.cfg.ZeekServerPorts)
 }
 
 // infer runs the endpoint state model for p, sent by side d.

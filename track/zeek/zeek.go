@@ -68,22 +68,28 @@ type Packet struct {
 	SrcPort, DstPort uint16
 }
 
-// endpoint is the part of Zeek's TCP_Endpoint the model needs.
+// endpoint is the part of Zeek's TCP_Endpoint the model needs, kept
+// small since a tracker holds two per connection: the thresholds of the
+// scaled history letters (1, 10, 100, ...) are held as their exponent,
+// and FIN_cnt, whose only use is "a FIN was seen" (TCP_Endpoint::Size),
+// saturates at 255.
 type endpoint struct {
-	state, prev  EndpointState
-	start        seqnum.Value // start_seq
-	last         seqnum.Value // last_seq: one past the highest sequence sent
-	ack          seqnum.Value // ack_seq: the highest ACK the peer sent for it
-	lastFIN      int64        // hist_last_FIN
-	lastSYN      int32        // hist_last_SYN (a relative sequence number: 32 bits)
-	lastRST      int32        // hist_last_RST
-	finCnt       uint32       // FIN_cnt (saturating)
-	rxmt, rxmtTh uint32       // retransmissions and the next threshold
-	win0, win0Th uint32       // zero windows
-	chk, chkTh   uint32       // bad checksums
+	lastFIN int64        // hist_last_FIN
+	start   seqnum.Value // start_seq
+	last    seqnum.Value // last_seq: one past the highest sequence sent
+	ack     seqnum.Value // ack_seq: the highest ACK the peer sent for it
+	lastSYN int32        // hist_last_SYN (a relative sequence number: 32 bits)
+	lastRST int32        // hist_last_RST
+	rxmt    uint32       // retransmissions
+	win0    uint32       // zero windows
+	chk     uint32       // bad checksums
+	state   EndpointState
+	prev    EndpointState
+	finCnt  uint8 // FIN_cnt (saturating)
+	rxmtTh  uint8 // the next threshold of rxmt, as a power of 10
+	win0Th  uint8 // the same for win0
+	chkTh   uint8 // the same for chk
 }
-
-func newEndpoint() endpoint { return endpoint{rxmtTh: 1, win0Th: 1, chkTh: 1} }
 
 // setState is TCP_Endpoint::SetState: prev_state changes only on a change.
 func (e *endpoint) setState(s EndpointState) {
@@ -115,28 +121,48 @@ func (e *endpoint) size(peer *endpoint) uint64 {
 
 // Flow is Zeek's view of one TCP connection.
 type Flow struct {
-	likely  func(port uint16) bool
+	ep      [2]endpoint // the endpoints, held by value so a Flow is one allocation
+	hist    history
+	seen    uint32 // hist_seen: one bit per (letter, role)
+	orig    uint8  // index in ep of Zeek's current originator (the other is the responder)
 	started bool
 	flipped bool
-	ep      [2]endpoint // the endpoints, held by value so a Flow is one allocation
-	orig    uint8       // index in ep of Zeek's current originator (the other is the responder)
-	hist    []byte
-	seen    uint32 // hist_seen: one bit per (letter, role)
 }
 
-// New returns an empty Flow that uses DefaultLikelyServerPort for the
-// role heuristic.
-func New() *Flow { return NewWithServerPorts(DefaultLikelyServerPort) }
+// histInline is how many history letters a Flow holds without allocating:
+// a complete connection's history ("ShADadFf", with a few 't' or '^') fits.
+const histInline = 14
 
-// NewWithServerPorts returns an empty Flow whose role heuristic treats the
-// ports for which likely returns true as Zeek's likely_server_ports. A nil
-// likely means no port is.
-func NewWithServerPorts(likely func(port uint16) bool) *Flow {
-	if likely == nil {
-		likely = func(uint16) bool { return false }
+// history is a history string: its first histInline letters inline, the
+// rest (rare: long runs of scaled letters) in an allocation.
+type history struct {
+	more   *[]byte
+	inline [histInline]byte
+	n      uint8 // letters inline
+}
+
+func (h *history) add(c byte) {
+	if int(h.n) < histInline {
+		h.inline[h.n] = c
+		h.n++
+		return
 	}
-	return &Flow{likely: likely, ep: [2]endpoint{newEndpoint(), newEndpoint()}}
+	if h.more == nil {
+		h.more = new([]byte)
+	}
+	*h.more = append(*h.more, c)
 }
+
+func (h *history) String() string {
+	if h.more == nil {
+		return string(h.inline[:h.n])
+	}
+	return string(h.inline[:h.n]) + string(*h.more)
+}
+
+// New returns an empty Flow. Its role heuristic uses
+// DefaultLikelyServerPort unless it is fed with PacketWithServerPorts.
+func New() *Flow { return &Flow{} }
 
 // DefaultLikelyServerPort reports whether port is in the part of Zeek's
 // default likely_server_ports this package knows: the TCP ports that the
@@ -144,7 +170,7 @@ func NewWithServerPorts(likely func(port uint16) bool) *Flow {
 // 563, 585, 614, 636, 989, 990, 992, 993, 995, 5223), SSH (22), SMTP (25,
 // 587), DCE-RPC (135) and XMPP (5222, 5269) scripts add. Zeek's real set
 // is larger (every analyzer script adds its ports); pass your own set to
-// NewWithServerPorts to match a particular installation.
+// Flow.PacketWithServerPorts to match a particular installation.
 func DefaultLikelyServerPort(port uint16) bool {
 	switch port {
 	case 22, 25, 80, 81, 135, 443, 563, 585, 587, 614, 631, 636, 989, 990, 992, 993, 995,
@@ -154,12 +180,15 @@ func DefaultLikelyServerPort(port uint16) bool {
 	return false
 }
 
+// noServerPorts is the empty set of likely server ports.
+func noServerPorts(uint16) bool { return false }
+
 // Flipped reports whether Zeek has swapped the roles, so that its
 // originator is the receiver of the first packet.
 func (f *Flow) Flipped() bool { return f.flipped }
 
 // History is the history string conn.log would show.
-func (f *Flow) History() string { return string(f.hist) }
+func (f *Flow) History() string { return f.hist.String() }
 
 // OrigState and RespState are the endpoint states of Zeek's current
 // originator and responder.
@@ -179,7 +208,7 @@ func (f *Flow) State() string {
 	}
 	o, r := f.role(0), f.role(1)
 	c := connView{os: o.state, rs: r.state, origSize: o.size(r), respSize: r.size(o),
-		synThenRst: synThenRst(string(f.hist))}
+		synThenRst: synThenRst(f.hist.String())}
 	for _, rule := range connStateRules {
 		if rule.test(&c) {
 			return rule.state
@@ -214,7 +243,7 @@ func (f *Flow) checkHistory(orig bool, mask uint32, code byte) bool {
 		return true
 	}
 	f.seen |= mask
-	f.hist = append(f.hist, code)
+	f.hist.add(code)
 	return false
 }
 
@@ -222,19 +251,26 @@ func (f *Flow) addHistory(orig bool, code byte) {
 	if !orig {
 		code = lower(code)
 	}
-	f.hist = append(f.hist, code)
+	f.hist.add(code)
 }
 
+// pow10 are the thresholds of scaled, by exponent: every power of 10 a
+// uint32 holds, then 10^10 wrapped to 32 bits (1410065408), which is what
+// multiplying the 32-bit threshold 10^9 by 10 gives; multiplying that one
+// again wraps below it, so it is the last.
+var pow10 = [...]uint32{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 10_000_000_000 % (1 << 32)}
+
 // scaled is Connection::ScaledHistoryEntry with base 10: the letter is added
-// when the count reaches 1, 10, 100, ...
-func (f *Flow) scaled(orig bool, code byte, count, threshold *uint32) {
+// when the count reaches 1, 10, 100, ... (threshold indexes pow10). Past
+// pow10's last the threshold stays and the count restarts.
+func (f *Flow) scaled(orig bool, code byte, count *uint32, threshold *uint8) {
 	*count++
-	if *count != *threshold {
+	if *count != pow10[*threshold] {
 		return
 	}
 	f.addHistory(orig, code)
-	if next := *threshold * 10; next > *threshold {
-		*threshold = next
+	if int(*threshold)+1 < len(pow10) {
+		*threshold++
 	} else {
 		*count = 0 // wrapped: keep the threshold, restart the count
 	}
@@ -244,18 +280,28 @@ func (f *Flow) scaled(orig bool, code byte, count, threshold *uint32) {
 func (f *Flow) flip() {
 	f.flipped = !f.flipped
 	f.orig ^= 1
-	f.hist = append(f.hist, '^')
+	f.hist.add('^')
 }
 
-// Packet feeds the next packet in capture order.
-func (f *Flow) Packet(p Packet) {
+// Packet feeds the next packet in capture order, with
+// DefaultLikelyServerPort as Zeek's likely_server_ports.
+func (f *Flow) Packet(p Packet) { f.PacketWithServerPorts(p, DefaultLikelyServerPort) }
+
+// PacketWithServerPorts is Packet with the ports for which likely returns
+// true as Zeek's likely_server_ports (consulted for the first packet only;
+// nil means no port is). The set is not held by the Flow, so that a Flow
+// stays small: pass the same one with every packet.
+func (f *Flow) PacketWithServerPorts(p Packet, likely func(port uint16) bool) {
+	if likely == nil {
+		likely = noServerPorts
+	}
 	syn, ack := p.Flags.Has(header.SYN), p.Flags.Has(header.ACK)
 	fin, rst := p.Flags.Has(header.FIN), p.Flags.Has(header.RST)
 	if !f.started {
 		f.started = true
 		// WantConnection: a partial start may be flipped by port.
-		if (!syn || ack) && p.SrcPort != 0 && f.likely(p.SrcPort) {
-			if f.likely(p.DstPort) {
+		if (!syn || ack) && p.SrcPort != 0 && likely(p.SrcPort) {
+			if likely(p.DstPort) {
 				if !syn && p.SrcPort < p.DstPort {
 					f.flip()
 				}
@@ -299,7 +345,7 @@ func (f *Flow) Packet(p Packet) {
 		f.scaled(orig, 'W', &ep.win0, &ep.win0Th)
 	}
 	if fin {
-		if ep.finCnt < ^uint32(0) {
+		if ep.finCnt < ^uint8(0) {
 			ep.finCnt++
 		}
 	}

@@ -260,3 +260,30 @@ func TestMeanings(t *testing.T) {
 		t.Errorf("history meanings: %q %q %q", HistoryMeaning('d'), HistoryMeaning('D'), HistoryMeaning('z'))
 	}
 }
+
+// TestLongHistory checks that a history longer than what a Flow holds
+// inline is kept whole, and that scaled letters come when a count reaches
+// 1, 10, 100, ...: 1000 retransmissions give four 'T', 100000 zero
+// windows six 'w'.
+func TestLongHistory(t *testing.T) {
+	f := New()
+	f.Packet(Packet{Flags: header.SYN, Seq: 100, Window: 1000})
+	f.Packet(Packet{Dir: Backward, Flags: header.SYN | header.ACK, Seq: 500, Ack: 101, Window: 1000})
+	f.Packet(Packet{Flags: header.ACK, Seq: 101, Ack: 501, Window: 1000})
+	f.Packet(Packet{Flags: header.ACK | header.PSH, Seq: 101, Ack: 501, Len: 10, Window: 1000})
+	for range 1000 {
+		f.Packet(Packet{Flags: header.ACK | header.PSH, Seq: 101, Ack: 501, Len: 10, Window: 1000})
+		f.Packet(Packet{Dir: Backward, Flags: header.ACK, Seq: 501, Ack: 111})
+	}
+	want := "ShADTawTwTwTw"
+	if f.History() != want {
+		t.Fatalf("history %q, want %q", f.History(), want)
+	}
+	for range 99000 {
+		f.Packet(Packet{Dir: Backward, Flags: header.ACK, Seq: 501, Ack: 111})
+	}
+	want += "ww"
+	if f.History() != want || len(want) <= histInline {
+		t.Fatalf("history %q, want %q (longer than the %d letters held inline)", f.History(), want, histInline)
+	}
+}
