@@ -14,7 +14,7 @@ import (
 func (t *Tracker) Find(a, b netip.AddrPort) []*Conn {
 	var out []*Conn
 	for _, c := range t.conns {
-		if c.tu.matches(a, b) {
+		if c.matches(a, b) {
 			out = append(out, c)
 		}
 	}

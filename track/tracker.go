@@ -64,10 +64,10 @@ type dirStats struct {
 	lo, end        seqnum.Value // the sequence space seen without holes; end is the highest seq end
 	lastAck        seqnum.Value // the last packet's ACK field
 	packets, bytes uint32
-	retrans, rsts  uint32
-	zeroWin        uint32
+	retrans        uint32
 	win            uint16
-	ws             int8 // window scale offered in the SYN, -1 none
+	rsts, zeroWin  uint8 // RSTs and zero windows are rare: 8 bits before they spill
+	ws             int8  // window scale offered in the SYN, -1 none
 	endSeen        bool
 	lastData       bool // the last packet this way carried payload
 	halfOpen       bool // answered the peer's data with a bare RST
@@ -95,29 +95,52 @@ type connExt struct {
 // entries belong to the tuple (conntrack and IPVS reuse them when a
 // connection reopens): the current connection on a tuple holds them and
 // hands them to the next incarnation.
+//
+// A Conn is kept at 512 bytes (an allocation size class): its fields are
+// ordered so that no padding is needed, and its client and server are
+// held in compact form (see tuple.go).
 type Conn struct {
-	// MidStream is set when the connection's start was not captured.
-	MidStream bool
-
-	tu          tuple  // client and server: Conn.Client, Conn.Server
 	first, last int64  // first and last packets' timestamps, Unix nanoseconds
 	id          uint64 // index of its first packet in the whole capture: the output order
 	next        *Conn  // the next connection in the flow table's bucket
 	x           *connExt
+	v6          *[2]netip.Addr // client and server when not both plain IPv4, else nil
 	ep          [2]endpoint
 	dir         [2]dirStats
-	inEnd       [2]seqnum.Value // highest sequence end of the packets inferred, per direction
-	npkt        int32
-	inSet       [2]bool
-	superseded  bool
-	keep        bool
-	hasCT       bool
-	hasVS       bool
-	ctFirstCl   bool // the packet that created ct came from the client
-	zkFirstCl   bool // the first packet the Zeek flow saw came from the client
 	ct          conntrack.Entry
 	vs          ipvs.Entry
 	zk          zeek.Flow
+	inEnd       [2]seqnum.Value // highest sequence end of the packets inferred, per direction
+	npkt        int32
+	v4          [2][4]byte // client and server IPv4 addresses (v6 nil)
+	port        [2]uint16  // client and server ports
+	inSet       [2]bool
+
+	// MidStream is set when the connection's start was not captured.
+	MidStream bool
+
+	superseded bool
+	keep       bool
+	hasCT      bool
+	hasVS      bool
+	firstCl    uint8 // ctFirst and zkFirst: which models' first packet came from the client
+}
+
+// The bits of Conn.firstCl.
+const (
+	ctFirst uint8 = 1 << iota // the packet that created ct came from the client
+	zkFirst                   // the first packet the Zeek flow saw came from the client
+)
+
+// fromClient reports whether bit b of c.firstCl is set.
+func (c *Conn) fromClient(b uint8) bool { return c.firstCl&b != 0 }
+
+// setFromClient sets bit b of c.firstCl to v.
+func (c *Conn) setFromClient(b uint8, v bool) {
+	c.firstCl &^= b
+	if v {
+		c.firstCl |= b
+	}
 }
 
 // First and Last are when the connection's first and last packets were
@@ -173,12 +196,12 @@ func add(v *uint32, o *uint64, n uint64) {
 	*v += uint32(n)
 }
 
-// inc adds one to a 32-bit counter of direction d, spilling it into the
+// inc adds one to a counter of direction d, spilling it into the
 // overflow field of c's extension that over names when it reaches its
 // maximum.
-func (c *Conn) inc(v *uint32, d int, over func(*big) *uint64) {
+func inc[T uint8 | uint32](c *Conn, v *T, d int, over func(*big) *uint64) {
 	*v++
-	if *v == 1<<32-1 {
+	if *v == ^T(0) {
 		*over(&c.ext().big[d]) += uint64(*v)
 		*v = 0
 	}
@@ -294,7 +317,7 @@ func (t *Tracker) bucket(h uint64) **Conn { return &t.flows[h&uint64(len(t.flows
 func (t *Tracker) lookup(h uint64, a, b netip.AddrPort) (*Conn, **Conn) {
 	link := t.bucket(h)
 	for c := *link; c != nil; c = c.next {
-		if c.tu.matches(a, b) {
+		if c.matches(a, b) {
 			return c, link
 		}
 		link = &c.next
@@ -372,11 +395,12 @@ func (t *Tracker) feed(p *capture.Packet, id, h uint64) {
 		if c != nil {
 			c.superseded = true
 			// The middlebox entries pass to the new connection.
-			ctFirst := 1
-			if c.ctFirstCl {
-				ctFirst = 0
+			ctFirstSide := 1
+			if c.fromClient(ctFirst) {
+				ctFirstSide = 0
 			}
-			n.ct, n.hasCT, n.ctFirstCl = c.ct, c.hasCT, n.tu.is(0, c.tu.at(ctFirst))
+			n.ct, n.hasCT = c.ct, c.hasCT
+			n.setFromClient(ctFirst, n.is(0, c.at(ctFirstSide)))
 			n.vs, n.hasVS = c.vs, c.hasVS
 			c.hasCT, c.hasVS = false, false
 		}
@@ -501,7 +525,7 @@ func (t *Tracker) Flush(at time.Time) {
 }
 
 func (c *Conn) side(src netip.AddrPort) int {
-	if c.tu.is(0, src) {
+	if c.is(0, src) {
 		return 0
 	}
 	return 1
@@ -513,25 +537,25 @@ func (t *Tracker) newConn(p *capture.Packet, now int64) *Conn {
 	syn, ack := p.Flags.Has(header.SYN), p.Flags.Has(header.ACK)
 	switch {
 	case syn && !ack:
-		c.tu = makeTuple(p.Src, p.Dst)
+		c.setTuple(p.Src, p.Dst)
 		c.ep[1].st = tcp.Listen
 	case syn && ack:
 		// The SYN was not captured: its sender's state is what the
 		// SYN,ACK acknowledges.
-		c.tu = makeTuple(p.Dst, p.Src)
+		c.setTuple(p.Dst, p.Src)
 		c.ep[0] = endpoint{st: tcp.SynSent, sentSyn: true, iss: p.Ack - 1}
 		c.ep[1].st = tcp.Listen
 	default:
 		c.MidStream = true
-		c.tu = makeTuple(p.Src, p.Dst)
+		c.setTuple(p.Src, p.Dst)
 		if p.Dst.Port() > p.Src.Port() {
-			c.tu = makeTuple(p.Dst, p.Src)
+			c.setTuple(p.Dst, p.Src)
 		}
 		for i := range c.ep {
 			c.ep[i] = endpoint{st: tcp.Established, sentSyn: true, synAcked: true, rcvSyn: true}
 		}
 	}
-	c.zkFirstCl = c.tu.is(0, p.Src)
+	c.setFromClient(zkFirst, c.is(0, p.Src))
 	c.ep[0].initial, c.ep[1].initial = c.ep[0].st, c.ep[1].st
 	if t.cfg.Keep != nil && t.cfg.Keep(c.Client(), c.Server()) {
 		c.keep = true
@@ -724,11 +748,11 @@ func (t *Tracker) count(c *Conn, d int, p *capture.Packet, now int64) bool {
 	if !f.Has(header.RST) {
 		ds.win = p.Window
 		if p.Window == 0 && !f.Has(header.SYN) {
-			c.inc(&ds.zeroWin, d, func(b *big) *uint64 { return &b.zeroWin })
+			inc(c, &ds.zeroWin, d, func(b *big) *uint64 { return &b.zeroWin })
 		}
 	}
 	if f.Has(header.RST) {
-		c.inc(&ds.rsts, d, func(b *big) *uint64 { return &b.rsts })
+		inc(c, &ds.rsts, d, func(b *big) *uint64 { return &b.rsts })
 		peer := &c.dir[1-d]
 		// RFC 9293 §3.10.7.1: a host with no connection answers a
 		// segment carrying an ACK with an RST whose sequence number is
@@ -747,7 +771,7 @@ func (t *Tracker) count(c *Conn, d int, p *capture.Packet, now int64) bool {
 	}
 	retrans := ds.addSpan(span{p.Seq, end})
 	if retrans {
-		c.inc(&ds.retrans, d, func(b *big) *uint64 { return &b.retrans })
+		inc(c, &ds.retrans, d, func(b *big) *uint64 { return &b.retrans })
 	}
 	return retrans
 }
@@ -832,13 +856,14 @@ func (ds *dirStats) addSpan(s span) bool {
 func (t *Tracker) middleboxes(c *Conn, d int, p *capture.Packet) {
 	n := max(p.PayloadLen, 0)
 	cp := conntrack.Packet{T: p.T, Flags: p.Flags, Seq: p.Seq, Ack: p.Ack, Len: n, Window: p.Window}
-	fromClient := c.tu.is(0, p.Src)
+	fromClient := c.is(0, p.Src)
 	if !c.hasCT {
 		if e, ok := conntrack.New(cp); ok {
-			c.ct, c.hasCT, c.ctFirstCl = *e, true, fromClient
+			c.ct, c.hasCT = *e, true
+			c.setFromClient(ctFirst, fromClient)
 		}
 	} else {
-		if fromClient != c.ctFirstCl {
+		if fromClient != c.fromClient(ctFirst) {
 			cp.Dir = conntrack.Reply
 		}
 		c.ct.Update(cp)
@@ -856,7 +881,7 @@ func (t *Tracker) middleboxes(c *Conn, d int, p *capture.Packet) {
 	}
 	zp := zeek.Packet{Flags: p.Flags, Seq: p.Seq, Ack: p.Ack, Len: n, Window: p.Window,
 		SrcPort: p.Src.Port(), DstPort: p.Dst.Port()}
-	if fromClient != c.zkFirstCl {
+	if fromClient != c.fromClient(zkFirst) {
 		zp.Dir = zeek.Backward
 	}
 	c.zk.PacketWithServerPorts(zp, t.cfg.ZeekServerPorts)

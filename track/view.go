@@ -114,7 +114,7 @@ func (t *Tracker) view(c *Conn, now int64) ConnView {
 				v.ConntrackState, v.ConntrackExpire = st, left
 				v.ConntrackAssured, v.ConntrackUnreplied = e.Assured(), e.Unreplied()
 				src, dst := c.Server(), c.Client()
-				if c.ctFirstCl {
+				if c.fromClient(ctFirst) {
 					src, dst = c.Client(), c.Server()
 				}
 				if e.Reversed() {

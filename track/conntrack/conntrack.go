@@ -101,9 +101,9 @@ func (o Outcome) String() string {
 // side is what the model keeps per direction (the kernel's
 // struct ip_ct_tcp_state, reduced).
 type side struct {
-	seen      bool         // td_maxwin != 0: this direction has been initialised
 	end       seqnum.Value // td_end: highest seq+len (+SYN, +FIN) sent
 	maxack    seqnum.Value // td_maxack: highest ACK sent
+	seen      bool         // td_maxwin != 0: this direction has been initialised
 	maxackSet bool         // IP_CT_TCP_FLAG_MAXACK_SET
 	unacked   bool         // IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED
 	closeInit bool         // IP_CT_TCP_FLAG_CLOSE_INIT: this side sent the first FIN
@@ -111,32 +111,33 @@ type side struct {
 
 // Entry is one conntrack entry for a TCP connection.
 //
-// An Entry is kept small, as a tracker holds one per connection: the
-// settings are shared (a pointer, one copy for the defaults), the deadline
-// is in Unix nanoseconds, and the counters are 32 bits.
+// An Entry is kept small (72 bytes), as a tracker holds one per
+// connection: the settings are shared (a pointer, one copy for the
+// defaults), the deadline is in Unix nanoseconds, the counters are 32
+// bits, and the fields are ordered so that no padding is needed.
 type Entry struct {
-	cfg *Config
-
-	alive    bool
-	rev      bool // the entry's ORIGINAL is the caller's Reply direction
-	state    State
+	cfg      *Config
 	deadline int64 // Unix nanoseconds
-	assured  bool  // IPS_ASSURED_BIT
-	replied  bool  // IPS_SEEN_REPLY_BIT
-	last     Outcome
 
 	sides [2]side
 
 	// The kernel's struct ip_ct_tcp "last packet" fields.
-	lastDir   Dir
-	lastIndex class
 	lastSeq   seqnum.Value
 	lastAck   seqnum.Value
 	lastEnd   seqnum.Value
-	lastWin   uint16
 	retrans   int32
+	lastWin   uint16
+	lastDir   Dir
+	lastIndex class
 	simOpen   bool // IP_CT_TCP_SIMULTANEOUS_OPEN in last_flags
 	challenge bool // IP_CT_EXP_CHALLENGE_ACK in last_flags
+
+	alive   bool
+	rev     bool // the entry's ORIGINAL is the caller's Reply direction
+	state   State
+	assured bool // IPS_ASSURED_BIT
+	replied bool // IPS_SEEN_REPLY_BIT
+	last    Outcome
 }
 
 // New creates the entry the kernel would create for first, with the

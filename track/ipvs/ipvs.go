@@ -86,14 +86,14 @@ func (o Outcome) String() string {
 //
 // An Entry is kept small, as a tracker holds one per connection: the
 // settings are shared (a pointer, one copy for the defaults) and the
-// deadline is in Unix nanoseconds.
+// deadline is in Unix nanoseconds (24 bytes).
 type Entry struct {
 	cfg      *Config
+	deadline int64 // Unix nanoseconds
 	mode     Mode
 	alive    bool
 	noOutput bool // IP_VS_CONN_F_NOOUTPUT
 	state    State
-	deadline int64 // Unix nanoseconds
 	last     Outcome
 }
 
