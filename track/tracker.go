@@ -316,6 +316,19 @@ func (t *Tracker) bucket(h uint64) **Conn { return &t.flows[h&uint64(len(t.flows
 // that points to it in the bucket.
 func (t *Tracker) lookup(h uint64, a, b netip.AddrPort) (*Conn, **Conn) {
 	link := t.bucket(h)
+	aa, ba := a.Addr(), b.Addr()
+	if aa.Is4() && ba.Is4() {
+		// The common case, compared as the Conn holds it.
+		fwd, ports := [2][4]byte{aa.As4(), ba.As4()}, [2]uint16{a.Port(), b.Port()}
+		rev, rports := [2][4]byte{fwd[1], fwd[0]}, [2]uint16{ports[1], ports[0]}
+		for c := *link; c != nil; c = c.next {
+			if c.v6 == nil && (c.v4 == fwd && c.port == ports || c.v4 == rev && c.port == rports) {
+				return c, link
+			}
+			link = &c.next
+		}
+		return nil, nil
+	}
 	for c := *link; c != nil; c = c.next {
 		if c.matches(a, b) {
 			return c, link
@@ -856,7 +869,7 @@ func (ds *dirStats) addSpan(s span) bool {
 func (t *Tracker) middleboxes(c *Conn, d int, p *capture.Packet) {
 	n := max(p.PayloadLen, 0)
 	cp := conntrack.Packet{T: p.T, Flags: p.Flags, Seq: p.Seq, Ack: p.Ack, Len: n, Window: p.Window}
-	fromClient := c.is(0, p.Src)
+	fromClient := d == 0 || p.Src == p.Dst // as c.is(0, p.Src): a packet to itself is from the client
 	if !c.hasCT {
 		if e, ok := conntrack.New(cp); ok {
 			c.ct, c.hasCT = *e, true

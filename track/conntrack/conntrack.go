@@ -589,7 +589,7 @@ func (e *Entry) commit(p Packet, dir Dir, idx class, old, next State) {
 	} else if !e.assured && (old == SynRecv || old == Established) && next == Established {
 		e.assured = true
 	}
-	e.deadline = p.T.Add(timeout).UnixNano()
+	e.deadline = p.T.UnixNano() + int64(timeout)
 	e.markReplied(dir)
 }
 

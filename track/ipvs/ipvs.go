@@ -168,7 +168,7 @@ func (e *Entry) step(p Packet) {
 		next = transitions[off][e.state][c]
 	}
 	e.state = next
-	e.deadline = p.T.Add(e.cfg.timeout(next)).UnixNano()
+	e.deadline = p.T.UnixNano() + int64(e.cfg.timeout(next))
 }
 
 // defaults is the one copy of Defaults that entries created with the
