@@ -43,7 +43,9 @@ func TestAppendJSONMatchesEncoder(t *testing.T) {
 		First: time.Unix(0, 1), Last: time.Unix(1<<40, 123456789), Packets: [2]uint64{1 << 63, 0}}
 	assured := odd
 	assured.ConntrackUnreplied, assured.ConntrackAssured, assured.First = false, true, time.Time{}
-	views = append(views, odd, assured, ConnView{})
+	zoned := odd
+	zoned.Client = netip.AddrPortFrom(netip.MustParseAddr("fe80::1%<eth\"0>"), 80)
+	views = append(views, odd, assured, zoned, ConnView{})
 	var want bytes.Buffer
 	enc := json.NewEncoder(&want)
 	for i := range views {

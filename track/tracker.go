@@ -871,8 +871,8 @@ func (t *Tracker) middleboxes(c *Conn, d int, p *capture.Packet) {
 	cp := conntrack.Packet{T: p.T, Flags: p.Flags, Seq: p.Seq, Ack: p.Ack, Len: n, Window: p.Window}
 	fromClient := d == 0 || p.Src == p.Dst // as c.is(0, p.Src): a packet to itself is from the client
 	if !c.hasCT {
-		if e, ok := conntrack.New(cp); ok {
-			c.ct, c.hasCT = *e, true
+		if e, ok := conntrack.Make(cp); ok {
+			c.ct, c.hasCT = e, true
 			c.setFromClient(ctFirst, fromClient)
 		}
 	} else {
@@ -886,8 +886,8 @@ func (t *Tracker) middleboxes(c *Conn, d int, p *capture.Packet) {
 		vp.Dir = ipvs.FromServer
 	}
 	if !c.hasVS {
-		if e, ok := ipvs.New(vp, t.cfg.IPVSMode); ok {
-			c.vs, c.hasVS = *e, true
+		if e, ok := ipvs.Make(vp, t.cfg.IPVSMode); ok {
+			c.vs, c.hasVS = e, true
 		}
 	} else {
 		c.vs.Update(vp)

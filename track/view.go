@@ -242,9 +242,9 @@ func WriteJSON(w io.Writer, views []ConnView) error {
 // reflection.
 func (v *ConnView) AppendJSON(b []byte) []byte {
 	b = append(b, `{"client":`...)
-	b = appendJSONString(b, v.Client.String())
+	b = appendJSONAddr(b, v.Client)
 	b = append(b, `,"server":`...)
-	b = appendJSONString(b, v.Server.String())
+	b = appendJSONAddr(b, v.Server)
 	b = append(b, `,"client_state":`...)
 	b = appendJSONString(b, v.ClientState.String())
 	b = append(b, `,"server_state":`...)
@@ -315,6 +315,24 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, '"')
 	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendJSONAddr appends a's text form as a JSON string, as
+// appendJSONString(b, a.String()) does, without making the string unless
+// it needs escaping (a zone with unusual characters).
+func appendJSONAddr(b []byte, a netip.AddrPort) []byte {
+	if !a.IsValid() {
+		return appendJSONString(b, a.String()) // AppendTo writes nothing for it
+	}
+	b = append(b, '"')
+	start := len(b)
+	b = a.AppendTo(b)
+	for _, c := range b[start:] {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return appendJSONString(b[:start-1], a.String())
+		}
+	}
 	return append(b, '"')
 }
 

@@ -154,10 +154,23 @@ func New(first Packet) (*Entry, bool) {
 // (picked up mid-stream); SYN+ACK, FIN+ACK and RST create nothing. The
 // packet's Dir is ignored: the first packet defines Original.
 func NewWithConfig(first Packet, cfg Config) (*Entry, bool) {
-	e := &Entry{cfg: shared(cfg)}
+	e, ok := MakeWithConfig(first, cfg)
+	if !ok {
+		return nil, false
+	}
+	return &e, true
+}
+
+// Make is New returning the entry as a value, for a holder that embeds it
+// (a tracker keeps one per connection): it allocates nothing.
+func Make(first Packet) (Entry, bool) { return MakeWithConfig(first, defaults) }
+
+// MakeWithConfig is NewWithConfig returning the entry as a value.
+func MakeWithConfig(first Packet, cfg Config) (Entry, bool) {
+	e := Entry{cfg: shared(cfg)}
 	first.Dir = Original
 	if !e.create(first) {
-		return nil, false
+		return Entry{}, false
 	}
 	return e, true
 }

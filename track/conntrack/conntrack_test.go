@@ -424,3 +424,21 @@ func FuzzEntry(f *testing.F) {
 		}
 	})
 }
+
+// TestMake checks that Make gives the entry New gives, by value, and
+// refuses what New refuses.
+func TestMake(t *testing.T) {
+	at := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, p := range []Packet{
+		{T: at, Flags: header.SYN, Seq: 100},
+		{T: at, Flags: header.ACK, Seq: 100, Ack: 7, Window: 10},
+		{T: at, Flags: header.SYN | header.ACK, Seq: 100, Ack: 7},
+		{T: at, Flags: header.RST, Seq: 100},
+	} {
+		n, nok := New(p)
+		m, mok := Make(p)
+		if nok != mok || nok && *n != m {
+			t.Errorf("%v: New %v %+v, Make %v %+v", p.Flags, nok, n, mok, m)
+		}
+	}
+}

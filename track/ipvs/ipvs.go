@@ -110,9 +110,22 @@ func New(first Packet, mode Mode) (*Entry, bool) {
 // entry starts in NONE and the packet is applied to it at once, so a SYN
 // leaves it in SYN_RECV.
 func NewWithConfig(first Packet, mode Mode, cfg Config) (*Entry, bool) {
-	e := &Entry{cfg: shared(cfg), mode: mode}
-	if !e.create(first) {
+	e, ok := MakeWithConfig(first, mode, cfg)
+	if !ok {
 		return nil, false
+	}
+	return &e, true
+}
+
+// Make is New returning the entry as a value, for a holder that embeds it
+// (a tracker keeps one per connection): it allocates nothing.
+func Make(first Packet, mode Mode) (Entry, bool) { return MakeWithConfig(first, mode, defaults) }
+
+// MakeWithConfig is NewWithConfig returning the entry as a value.
+func MakeWithConfig(first Packet, mode Mode, cfg Config) (Entry, bool) {
+	e := Entry{cfg: shared(cfg), mode: mode}
+	if !e.create(first) {
+		return Entry{}, false
 	}
 	return e, true
 }

@@ -303,3 +303,23 @@ var abbrevByName = func() map[string]bool {
 	m["NONE"] = true
 	return m
 }()
+
+// TestMake checks that Make gives the entry New gives, by value, and
+// refuses what New refuses.
+func TestMake(t *testing.T) {
+	at := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, p := range []Packet{
+		{T: at, Dir: FromClient, Flags: header.SYN},
+		{T: at, Dir: FromClient, Flags: header.ACK},
+		{T: at, Dir: FromServer, Flags: header.SYN | header.ACK},
+		{T: at, Dir: FromClient, Flags: header.RST},
+	} {
+		for _, mode := range []Mode{NAT, DR} {
+			n, nok := New(p, mode)
+			m, mok := Make(p, mode)
+			if nok != mok || nok && *n != m {
+				t.Errorf("%v %v: New %v %+v, Make %v %+v", p.Flags, mode, nok, n, mok, m)
+			}
+		}
+	}
+}
