@@ -1,11 +1,14 @@
 package track
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
 	"unsafe"
 
+	"github.com/tcpstate/tcpstate/header"
+	"github.com/tcpstate/tcpstate/seqnum"
 	"github.com/tcpstate/tcpstate/track/capture"
 	"github.com/tcpstate/tcpstate/track/conntrack"
 	"github.com/tcpstate/tcpstate/track/ipvs"
@@ -24,6 +27,7 @@ func TestConnSize(t *testing.T) {
 		{"ipvs.Entry", unsafe.Sizeof(ipvs.Entry{}), 24},
 		{"zeek.Flow", unsafe.Sizeof(zeek.Flow{}), 128},
 		{"dirStats", unsafe.Sizeof(dirStats{}), 48},
+		{"endpoint", unsafe.Sizeof(endpoint{}), 56},
 	} {
 		if c.got > c.want {
 			t.Errorf("%s is %d bytes, budget %d", c.what, c.got, c.want)
@@ -76,6 +80,49 @@ func TestIPv6Tuple(t *testing.T) {
 		other := netip.AddrPortFrom(netip.AddrFrom16(a.Addr().As16()), a.Port())
 		if other != a && c.is(0, other) {
 			t.Errorf("%v: %v taken for %v", pair, other, a)
+		}
+	}
+}
+
+// TestPendingStorage checks an endpoint's pending items, inline while
+// there is one and allocated past that, against a plain slice under a
+// random sequence of pushes, partial deliveries, drops and clears.
+func TestPendingStorage(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var e endpoint
+	var ref []item
+	for step := range 20000 {
+		switch op := rng.IntN(10); {
+		case op < 5:
+			it := item{seq: seqnum.Value(rng.Uint32()), ack: seqnum.Value(rng.IntN(100)), pkt: int32(step), flags: header.ACK}
+			e.push(it)
+			ref = append(ref, it)
+		case op < 7 && len(ref) > 0:
+			k := rng.IntN(len(ref))
+			e.deliver(k, recorder{})
+			ref = append([]item(nil), ref[k+1:]...)
+		case op < 9:
+			upTo := seqnum.Value(rng.IntN(100))
+			e.drop(upTo)
+			out := ref[:0:0]
+			for _, it := range ref {
+				if !it.ack.GreaterThanEq(upTo) {
+					out = append(out, it)
+				}
+			}
+			ref = out
+		default:
+			e.setPending(nil)
+			ref = nil
+		}
+		got := e.pending()
+		if len(got) != len(ref) || (len(got) > 1) != (e.more != nil) {
+			t.Fatalf("step %d: %d items (more %v), want %d", step, len(got), e.more != nil, len(ref))
+		}
+		for i := range ref {
+			if got[i] != ref[i] {
+				t.Fatalf("step %d: item %d is %+v, want %+v", step, i, got[i], ref[i])
+			}
 		}
 	}
 }

@@ -45,23 +45,92 @@ type transition struct {
 	at       int  // the packet being processed when it was committed (-1: at the end)
 }
 
-// endpoint is what the tracker infers of one side of a connection.
+// endpoint is what the tracker infers of one side of a connection. It is
+// kept at 56 bytes: its yes/no facts are bits of one byte (epFlag), and
+// its pending deliveries are held inline while there is one (most of the
+// time an endpoint has none or one), in an allocation only past that.
 type endpoint struct {
-	pend    []item
-	twStart int64 // when TIME-WAIT began (or was restarted), Unix nanoseconds
+	one     [1]item // the pending item, when npend is 1
+	more    *[]item // the pending items, when there are more than one (npend 0)
+	twStart int64   // when TIME-WAIT began (or was restarted), Unix nanoseconds
 	iss     seqnum.Value
 	finSeq  seqnum.Value // the FIN's own sequence number
 	st      tcp.State    // proven state: only proven deliveries applied
 	initial tcp.State    // state before the first transition
+	flags   epFlag
+	npend   uint8 // items in one: 0 or 1
+}
 
-	sentSyn, synAcked bool
-	sentFin, finAcked bool
-	rcvSyn, rcvFin    bool
-	sentRst           bool
-	// quiet is set when the endpoint sent a SYN,ACK or a FIN for the
+// epFlag is one of an endpoint's yes/no facts.
+type epFlag uint8
+
+const (
+	epSentSyn epFlag = 1 << iota
+	epSynAcked
+	epSentFin
+	epFinAcked
+	epRcvSyn
+	epRcvFin
+	epSentRst
+	// epQuiet is set when the endpoint sent a SYN,ACK or a FIN for the
 	// first time and cleared by any packet from its peer: while it holds,
 	// the peer has sent nothing since.
-	quiet bool
+	epQuiet
+)
+
+// is reports whether fact f holds for e.
+func (e *endpoint) is(f epFlag) bool { return e.flags&f != 0 }
+
+// mark sets fact f of e to v.
+func (e *endpoint) mark(f epFlag, v bool) {
+	if v {
+		e.flags |= f
+	} else {
+		e.flags &^= f
+	}
+}
+
+// pending returns e's pending items, in order; changing one changes it in
+// e.
+func (e *endpoint) pending() []item {
+	if e.more != nil {
+		return *e.more
+	}
+	return e.one[:e.npend]
+}
+
+// setPending makes items (which may share memory with pending()) e's
+// pending items.
+func (e *endpoint) setPending(items []item) {
+	switch len(items) {
+	case 0:
+		e.more, e.npend = nil, 0
+	case 1:
+		e.one[0] = items[0]
+		e.more, e.npend = nil, 1
+	default:
+		if e.more == nil {
+			m := append([]item(nil), items...)
+			e.more = &m
+		} else {
+			*e.more = items
+		}
+		e.npend = 0
+	}
+}
+
+// push appends it to e's pending items.
+func (e *endpoint) push(it item) {
+	if e.more == nil && e.npend == 0 {
+		e.one[0], e.npend = it, 1
+		return
+	}
+	if e.more == nil {
+		m := make([]item, 1, 4)
+		m[0] = e.one[0]
+		e.more, e.npend = &m, 0
+	}
+	*e.more = append(*e.more, it)
 }
 
 // recorder commits transitions of one side of a connection (see
@@ -131,8 +200,8 @@ func (e *endpoint) receive(it item, rec recorder) {
 		return
 	}
 	if f.Has(header.SYN) {
-		e.rcvSyn = true
-		acksSyn := f.Has(header.ACK) && e.sentSyn && it.ack.GreaterThanEq(e.iss.Add(1))
+		e.mark(epRcvSyn, true)
+		acksSyn := f.Has(header.ACK) && e.is(epSentSyn) && it.ack.GreaterThanEq(e.iss.Add(1))
 		switch e.st {
 		case tcp.Listen:
 			if !f.Has(header.ACK) {
@@ -140,28 +209,28 @@ func (e *endpoint) receive(it item, rec recorder) {
 			}
 		case tcp.SynSent:
 			if acksSyn {
-				e.synAcked = true
+				e.mark(epSynAcked, true)
 				e.set(tcp.Established, cause, it.t, int(it.pkt), false, rec)
 			} else if !f.Has(header.ACK) {
 				e.set(tcp.SynReceived, cause, it.t, int(it.pkt), false, rec) // simultaneous open
 			}
 		case tcp.SynReceived:
 			if acksSyn {
-				e.synAcked = true
+				e.mark(epSynAcked, true)
 				e.set(tcp.Established, cause, it.t, int(it.pkt), false, rec)
 			}
 		}
 		return
 	}
 	if f.Has(header.ACK) {
-		if e.sentSyn && !e.synAcked && it.ack.GreaterThanEq(e.iss.Add(1)) {
-			e.synAcked = true
+		if e.is(epSentSyn) && !e.is(epSynAcked) && it.ack.GreaterThanEq(e.iss.Add(1)) {
+			e.mark(epSynAcked, true)
 			if e.st == tcp.SynReceived {
 				e.set(tcp.Established, cause, it.t, int(it.pkt), false, rec)
 			}
 		}
-		if e.sentFin && !e.finAcked && it.ack.GreaterThanEq(e.finSeq.Add(1)) {
-			e.finAcked = true
+		if e.is(epSentFin) && !e.is(epFinAcked) && it.ack.GreaterThanEq(e.finSeq.Add(1)) {
+			e.mark(epFinAcked, true)
 			switch e.st {
 			case tcp.FinWait1:
 				e.set(tcp.FinWait2, cause, it.t, int(it.pkt), false, rec)
@@ -173,12 +242,12 @@ func (e *endpoint) receive(it item, rec recorder) {
 		}
 	}
 	if f.Has(header.FIN) {
-		e.rcvFin = true
+		e.mark(epRcvFin, true)
 		switch e.st {
 		case tcp.Established, tcp.SynReceived:
 			e.set(tcp.CloseWait, cause, it.t, int(it.pkt), false, rec)
 		case tcp.FinWait1:
-			if e.finAcked {
+			if e.is(epFinAcked) {
 				e.set(tcp.TimeWait, cause, it.t, int(it.pkt), false, rec)
 			} else {
 				e.set(tcp.Closing, cause, it.t, int(it.pkt), false, rec)
@@ -200,8 +269,8 @@ func (e *endpoint) relevant(f header.TCPFlags, ack seqnum.Value) bool {
 	if !f.Has(header.ACK) {
 		return false
 	}
-	return e.sentSyn && !e.synAcked && ack.GreaterThanEq(e.iss.Add(1)) ||
-		e.sentFin && !e.finAcked && ack.GreaterThanEq(e.finSeq.Add(1))
+	return e.is(epSentSyn) && !e.is(epSynAcked) && ack.GreaterThanEq(e.iss.Add(1)) ||
+		e.is(epSentFin) && !e.is(epFinAcked) && ack.GreaterThanEq(e.finSeq.Add(1))
 }
 
 // proves reports whether e sending a packet with these values shows that
@@ -221,31 +290,35 @@ func (e *endpoint) proves(it *item, f header.TCPFlags, ack seqnum.Value) bool {
 
 // deliver commits pending items 0..k in order.
 func (e *endpoint) deliver(k int, rec recorder) {
-	for i := 0; i <= k && i < len(e.pend); i++ {
-		e.receive(e.pend[i], rec)
+	items := e.pending()
+	for i := 0; i <= k && i < len(items); i++ {
+		e.receive(items[i], rec)
 	}
-	e.pend = append(e.pend[:0], e.pend[k+1:]...)
-	if len(e.pend) == 0 {
-		e.pend = nil // free it: most endpoints have nothing pending
+	if k+1 >= len(items) {
+		e.setPending(nil) // free it: most endpoints have nothing pending
+		return
 	}
+	e.setPending(append(items[:0], items[k+1:]...))
 }
 
 // deliverAnswered commits every pending item that is not taken as
 // undelivered (see item.unanswered) and forgets the rest.
 func (e *endpoint) deliverAnswered(rec recorder) {
-	for i := range e.pend {
-		if !e.pend[i].unanswered {
-			e.receive(e.pend[i], rec)
+	items := e.pending()
+	for i := range items {
+		if !items[i].unanswered {
+			e.receive(items[i], rec)
 		}
 	}
-	e.pend = nil
+	e.setPending(nil)
 }
 
 // doubt marks the pending SYN or FIN items whose own sequence number is
 // seq as unanswered (see item.unanswered).
 func (e *endpoint) doubt(seq seqnum.Value) {
-	for i := range e.pend {
-		if it := &e.pend[i]; it.occupies() && it.seq == seq {
+	items := e.pending()
+	for i := range items {
+		if it := &items[i]; it.occupies() && it.seq == seq {
 			it.unanswered = true
 		}
 	}
@@ -256,15 +329,18 @@ func (e *endpoint) doubt(seq seqnum.Value) {
 // returns the dropped items' packet indexes.
 func (e *endpoint) drop(upTo seqnum.Value) []int {
 	var lost []int
-	out := e.pend[:0]
-	for _, it := range e.pend {
+	items := e.pending()
+	out := items[:0]
+	for _, it := range items {
 		if it.flags.Has(header.ACK) && !it.flags.Has(header.RST) && it.ack.GreaterThanEq(upTo) {
 			lost = append(lost, int(it.pkt))
 			continue
 		}
 		out = append(out, it)
 	}
-	e.pend = out
+	if len(lost) > 0 {
+		e.setPending(out)
+	}
 	return lost
 }
 
@@ -272,9 +348,9 @@ func (e *endpoint) drop(upTo seqnum.Value) []int {
 // expired at instant at after tw.
 func (e *endpoint) believed(at int64, tw time.Duration) (tcp.State, int64) {
 	c := *e
-	if len(e.pend) > 0 {
-		c.pend = nil
-		for _, it := range e.pend {
+	if items := e.pending(); len(items) > 0 {
+		c.setPending(nil)
+		for _, it := range items {
 			if !it.unanswered {
 				c.receive(it, recorder{})
 			}

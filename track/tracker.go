@@ -445,7 +445,7 @@ func (t *Tracker) newIncarnation(c *Conn, p *capture.Packet, now int64) bool {
 		return t.final(c, now)
 	}
 	d := c.side(p.Src)
-	if c.ep[d].sentSyn && p.Seq == c.ep[d].iss {
+	if c.ep[d].is(epSentSyn) && p.Seq == c.ep[d].iss {
 		return t.final(c, now)
 	}
 	s0, _ := c.ep[0].believed(now, t.cfg.TimeWait)
@@ -556,7 +556,7 @@ func (t *Tracker) newConn(p *capture.Packet, now int64) *Conn {
 		// The SYN was not captured: its sender's state is what the
 		// SYN,ACK acknowledges.
 		c.setTuple(p.Dst, p.Src)
-		c.ep[0] = endpoint{st: tcp.SynSent, sentSyn: true, iss: p.Ack - 1}
+		c.ep[0] = endpoint{st: tcp.SynSent, flags: epSentSyn, iss: p.Ack - 1}
 		c.ep[1].st = tcp.Listen
 	default:
 		c.MidStream = true
@@ -565,7 +565,7 @@ func (t *Tracker) newConn(p *capture.Packet, now int64) *Conn {
 			c.setTuple(p.Dst, p.Src)
 		}
 		for i := range c.ep {
-			c.ep[i] = endpoint{st: tcp.Established, sentSyn: true, synAcked: true, rcvSyn: true}
+			c.ep[i] = endpoint{st: tcp.Established, flags: epSentSyn | epSynAcked | epRcvSyn}
 		}
 	}
 	c.setFromClient(zkFirst, c.is(0, p.Src))
@@ -770,7 +770,7 @@ func (t *Tracker) count(c *Conn, d int, p *capture.Packet, now int64) bool {
 		// RFC 9293 §3.10.7.1: a host with no connection answers a
 		// segment carrying an ACK with an RST whose sequence number is
 		// that ACK, and no ACK of its own.
-		if !f.Has(header.ACK) && peer.lastData && p.Seq == peer.lastAck && !c.ep[d].sentFin {
+		if !f.Has(header.ACK) && peer.lastData && p.Seq == peer.lastAck && !c.ep[d].is(epSentFin) {
 			ds.halfOpen = true
 		}
 	}
@@ -911,17 +911,18 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 	// What p shows its sender had received: the pending deliveries its
 	// ACK covers, and those before them (TCP delivers in order).
 	last := -1
-	for i := range s.pend {
-		if s.proves(&s.pend[i], f, p.Ack) {
+	sp := s.pending()
+	for i := range sp {
+		if s.proves(&sp[i], f, p.Ack) {
 			last = i
 		}
 	}
 	// New sequence space from a SYN-RECEIVED endpoint shows it got the
 	// ACK of its SYN,ACK.
-	if s.st == tcp.SynReceived && s.sentSyn && !f.Has(header.SYN) && !f.Has(header.RST) &&
+	if s.st == tcp.SynReceived && s.is(epSentSyn) && !f.Has(header.SYN) && !f.Has(header.RST) &&
 		(n > 0 || f.Has(header.FIN)) && p.Seq.GreaterThanEq(s.iss.Add(1)) {
-		for i := range s.pend {
-			if !s.pend[i].occupies() && s.pend[i].flags.Has(header.ACK) && s.pend[i].ack.GreaterThanEq(s.iss.Add(1)) {
+		for i := range sp {
+			if !sp[i].occupies() && sp[i].flags.Has(header.ACK) && sp[i].ack.GreaterThanEq(s.iss.Add(1)) {
 				last = max(last, i)
 			}
 		}
@@ -931,27 +932,27 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 	}
 
 	// Any packet from s breaks r's wait for an answer (see quiet).
-	r.quiet = false
+	r.mark(epQuiet, false)
 
 	// What a retransmission reveals: the peer's ACK of what is resent
 	// never arrived.
 	var lost []int
 	unanswered := false
 	switch {
-	case f.Has(header.SYN) && s.sentSyn && p.Seq == s.iss:
+	case f.Has(header.SYN) && s.is(epSentSyn) && p.Seq == s.iss:
 		lost = s.drop(s.iss.Add(1))
 		// A SYN,ACK resent while the peer stayed silent since the first
 		// one was not received by a TCP in SYN-SENT, which answers it at
 		// once with an ACK (RFC 9293 §3.10.7.3).
-		if f.Has(header.ACK) && s.quiet {
+		if f.Has(header.ACK) && s.is(epQuiet) {
 			unanswered = true
 			r.doubt(p.Seq)
 		}
-	case f.Has(header.FIN) && s.sentFin && p.Seq.Add(n) == s.finSeq:
+	case f.Has(header.FIN) && s.is(epSentFin) && p.Seq.Add(n) == s.finSeq:
 		lost = s.drop(s.finSeq.Add(1))
 		// Likewise a FIN, which its receiver acknowledges at once (RFC
 		// 9293 §3.10.7.4, eighth: "send an acknowledgment for the FIN").
-		if s.quiet {
+		if s.is(epQuiet) {
 			unanswered = true
 			r.doubt(s.finSeq)
 		}
@@ -963,23 +964,24 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 	// What sending p means for its sender.
 	switch {
 	case f.Has(header.RST):
-		s.sentRst = true
-		if s.st == tcp.Listen && !s.sentSyn {
+		s.mark(epSentRst, true)
+		if s.st == tcp.Listen && !s.is(epSentSyn) {
 			// Refused: no socket listened, so it never was in LISTEN
 			// (RFC 9293 §3.10.7.1).
 			s.st, s.initial = tcp.Closed, tcp.Closed
 		} else {
 			s.set(tcp.Closed, "ABORT", now, idx, true, recS)
 		}
-		s.pend = s.pend[:0]
+		s.setPending(nil)
 	case f.Has(header.SYN):
-		if !s.sentSyn {
-			s.sentSyn, s.iss = true, p.Seq
-			s.quiet = f.Has(header.ACK)
+		if !s.is(epSentSyn) {
+			s.mark(epSentSyn, true)
+			s.iss = p.Seq
+			s.mark(epQuiet, f.Has(header.ACK))
 		}
 		if f.Has(header.ACK) {
 			if s.st == tcp.Listen || s.st == tcp.Closed {
-				s.rcvSyn = true
+				s.mark(epRcvSyn, true)
 				s.set(tcp.SynReceived, "rcv SYN", now, idx, false, recS)
 			}
 		} else {
@@ -994,9 +996,11 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 			}
 		}
 	}
-	if f.Has(header.FIN) && !f.Has(header.RST) && !(s.sentFin && p.Seq.Add(n) == s.finSeq) {
-		s.sentFin, s.finSeq, s.finAcked = true, p.Seq.Add(n), false
-		s.quiet = true
+	if f.Has(header.FIN) && !f.Has(header.RST) && !(s.is(epSentFin) && p.Seq.Add(n) == s.finSeq) {
+		s.mark(epSentFin, true)
+		s.finSeq = p.Seq.Add(n)
+		s.mark(epFinAcked, false)
+		s.mark(epQuiet, true)
 		switch s.st {
 		case tcp.Established, tcp.SynReceived:
 			s.set(tcp.FinWait1, "CLOSE", now, idx, true, recS)
@@ -1016,19 +1020,19 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 		// proven: it is taken as delivered.
 		r.receive(it, recR)
 		if r.st == tcp.Closed {
-			r.pend = r.pend[:0]
+			r.setPending(nil)
 		}
 	case r.relevant(f, p.Ack):
-		if len(r.pend) > 0 && !it.occupies() {
-			prev := &r.pend[len(r.pend)-1]
+		if rp := r.pending(); len(rp) > 0 && !it.occupies() {
+			prev := &rp[len(rp)-1]
 			if !prev.occupies() && prev.flags == it.flags && prev.ack == it.ack {
 				return // a duplicate of a pending ACK
 			}
 		}
-		r.pend = append(r.pend, it)
-		if len(r.pend) > maxPending {
-			if r.pend[0].unanswered {
-				r.pend = append(r.pend[:0], r.pend[1:]...)
+		r.push(it)
+		if rp := r.pending(); len(rp) > maxPending {
+			if rp[0].unanswered {
+				r.setPending(append(rp[:0], rp[1:]...))
 			} else {
 				r.deliver(0, recR)
 			}
