@@ -126,7 +126,7 @@ func (e *endpoint) push(it item) {
 		return
 	}
 	if e.more == nil {
-		m := make([]item, 1, 4)
+		m := make([]item, 1, 2)
 		m[0] = e.one[0]
 		e.more, e.npend = &m, 0
 	}

@@ -163,11 +163,17 @@ func NewWithConfig(first Packet, cfg Config) (*Entry, bool) {
 
 // Make is New returning the entry as a value, for a holder that embeds it
 // (a tracker keeps one per connection): it allocates nothing.
-func Make(first Packet) (Entry, bool) { return MakeWithConfig(first, defaults) }
+func Make(first Packet) (Entry, bool) { return makeEntry(first, &defaults) }
 
 // MakeWithConfig is NewWithConfig returning the entry as a value.
 func MakeWithConfig(first Packet, cfg Config) (Entry, bool) {
-	e := Entry{cfg: shared(cfg)}
+	return makeEntry(first, shared(cfg))
+}
+
+// makeEntry is MakeWithConfig with the settings already shared: taking
+// them by pointer, it allocates nothing for the defaults.
+func makeEntry(first Packet, cfg *Config) (Entry, bool) {
+	e := Entry{cfg: cfg}
 	first.Dir = Original
 	if !e.create(first) {
 		return Entry{}, false

@@ -119,11 +119,17 @@ func NewWithConfig(first Packet, mode Mode, cfg Config) (*Entry, bool) {
 
 // Make is New returning the entry as a value, for a holder that embeds it
 // (a tracker keeps one per connection): it allocates nothing.
-func Make(first Packet, mode Mode) (Entry, bool) { return MakeWithConfig(first, mode, defaults) }
+func Make(first Packet, mode Mode) (Entry, bool) { return makeEntry(first, mode, &defaults) }
 
 // MakeWithConfig is NewWithConfig returning the entry as a value.
 func MakeWithConfig(first Packet, mode Mode, cfg Config) (Entry, bool) {
-	e := Entry{cfg: shared(cfg), mode: mode}
+	return makeEntry(first, mode, shared(cfg))
+}
+
+// makeEntry is MakeWithConfig with the settings already shared: taking
+// them by pointer, it allocates nothing for the defaults.
+func makeEntry(first Packet, mode Mode, cfg *Config) (Entry, bool) {
+	e := Entry{cfg: cfg, mode: mode}
 	if !e.create(first) {
 		return Entry{}, false
 	}

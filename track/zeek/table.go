@@ -143,7 +143,7 @@ func (c *connView) rInactive() bool { return c.rs == Inactive || c.rs == Partial
 
 // synThenRst matches a history against ^?S[^HAFGIQ]*R.* (anchored at the
 // start, as Zeek's pattern equality is).
-func synThenRst(h string) bool {
+func synThenRst[T string | []byte](h T) bool {
 	if len(h) > 0 && h[0] == '^' {
 		h = h[1:]
 	}

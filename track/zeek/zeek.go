@@ -153,6 +153,15 @@ func (h *history) add(c byte) {
 	*h.more = append(*h.more, c)
 }
 
+// synThenRst is synThenRst of the history, without making its string
+// when it is all inline.
+func (h *history) synThenRst() bool {
+	if h.more == nil {
+		return synThenRst(h.inline[:h.n])
+	}
+	return synThenRst(h.String())
+}
+
 func (h *history) String() string {
 	if h.more == nil {
 		return string(h.inline[:h.n])
@@ -208,7 +217,7 @@ func (f *Flow) State() string {
 	}
 	o, r := f.role(0), f.role(1)
 	c := connView{os: o.state, rs: r.state, origSize: o.size(r), respSize: r.size(o),
-		synThenRst: synThenRst(f.hist.String())}
+		synThenRst: f.hist.synThenRst()}
 	for _, rule := range connStateRules {
 		if rule.test(&c) {
 			return rule.state
