@@ -398,11 +398,14 @@ func (s *Stack) deliver(now time.Time, pkt []byte, trusted bool) {
 		return
 	}
 	var p header.Packet
-	parse := header.ParsePacket
+	var err error
+	// Called directly, not through a func value: p would escape.
 	if trusted {
-		parse = header.ParsePacketTrusted
+		err = header.ParsePacketTrusted(pkt, &p)
+	} else {
+		err = header.ParsePacket(pkt, &p)
 	}
-	if err := parse(pkt, &p); err != nil {
+	if err != nil {
 		if errors.Is(err, header.ErrBadChecksum) {
 			s.st.dropBadChecksum.Add(1)
 		} else {

@@ -18,6 +18,7 @@ type ring struct {
 	head int32 // index in buf of the first byte
 	n    int32 // bytes held
 	size int32 // capacity: what the window is reckoned from
+	hint int32 // storage to start from after release: what was last needed
 }
 
 // ringInitial is the storage a ring starts with; it grows by doubling.
@@ -51,6 +52,12 @@ func (r *ring) reserve(end int) {
 		return
 	}
 	c := max(len(r.buf), ringInitial)
+	if r.buf == nil {
+		// After a release, start where the last data left off: a
+		// connection moving bulk data empties its rings between bursts,
+		// and growing again from 4 KiB each time would copy its way up.
+		c = max(c, int(r.hint))
+	}
 	for c < end {
 		c *= 2
 	}
@@ -124,6 +131,7 @@ func (r *ring) release() {
 		return
 	}
 	putRingBuf(r.buf)
+	r.hint = int32(len(r.buf))
 	r.buf, r.head = nil, 0
 }
 
