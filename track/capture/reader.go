@@ -70,6 +70,7 @@ type ngIface struct {
 type Reader struct {
 	format  format
 	br      *bufio.Reader
+	skip    int // bytes of the last pcap record, peeked in br, to discard before the next
 	counter *countingReader
 	gz      bool
 	closer  io.Closer
@@ -191,7 +192,7 @@ func (r *Reader) Progress() (read, total int64) {
 func (r *Reader) updateProgress() {
 	n := r.counter.n.Load()
 	if !r.gz {
-		n -= int64(r.br.Buffered())
+		n -= int64(r.br.Buffered() - r.skip) // a record read in place is read
 	}
 	r.read.Store(n)
 }
@@ -327,6 +328,14 @@ func (r *Reader) readPcapHeader() error {
 // nanoseconds, captured length, original length, then the bytes
 // (draft-ietf-opsawg-pcap §5).
 func (r *Reader) nextPcap() ([]byte, int, time.Time, error) {
+	if r.skip > 0 {
+		// The previous record, read in place: it has been decoded.
+		n := r.skip
+		r.skip = 0
+		if _, err := r.br.Discard(n); err != nil {
+			return nil, 0, time.Time{}, fmt.Errorf("capture: reading pcap record: %w", err)
+		}
+	}
 	h := r.hdr[:pcapRecordLen]
 	if err := r.readFull(h, "pcap record header", true); err != nil {
 		return nil, 0, time.Time{}, err
@@ -338,9 +347,24 @@ func (r *Reader) nextPcap() ([]byte, int, time.Time, error) {
 		// corrupt length there is no finding the next one.
 		return nil, 0, time.Time{}, fmt.Errorf("capture: corrupt pcap file: a record of %d captured bytes, at byte %d", caplen, r.read.Load())
 	}
-	data := r.grow(int(caplen))
-	if err := r.readFull(data, "pcap record", false); err != nil {
-		return nil, 0, time.Time{}, err
+	var data []byte
+	if n := int(caplen); n <= r.br.Size() {
+		// In place, without a copy: the bytes stay valid until the next
+		// read, after Decode is done with them (see skip).
+		b, err := r.br.Peek(n)
+		switch {
+		case err == nil:
+			data, r.skip = b, n
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			return nil, 0, time.Time{}, fmt.Errorf("%w: %s, %d of %d bytes", ErrTruncatedFile, "pcap record", len(b), n)
+		default:
+			return nil, 0, time.Time{}, fmt.Errorf("capture: reading %s: %w", "pcap record", err)
+		}
+	} else {
+		data = r.grow(n)
+		if err := r.readFull(data, "pcap record", false); err != nil {
+			return nil, 0, time.Time{}, err
+		}
 	}
 	nsec := int64(frac)
 	if !r.nano {
