@@ -159,26 +159,20 @@ func (e *endpoint) set(to tcp.State, cause string, t int64, pkt int, send bool, 
 // causeOf spells a receipt's cause as tcp.Cause does ("rcv FIN,ACK"), with
 // only the flags the state machine reads.
 func causeOf(f header.TCPFlags) string {
-	f &= causeFlags
-	if c, ok := causes[f]; ok {
-		return c
-	}
-	return "rcv " + f.String()
+	return causes[f&causeFlags]
 }
 
 // causeFlags are the flags a receipt's cause names.
 const causeFlags = header.SYN | header.FIN | header.RST | header.ACK
 
-// causes holds causeOf's names for every combination of causeFlags, made
-// once so that naming a cause allocates nothing.
-var causes = func() map[header.TCPFlags]string {
-	m := map[header.TCPFlags]string{}
-	for f := header.TCPFlags(0); f <= causeFlags; f++ {
-		if f&^causeFlags == 0 {
-			m[f] = "rcv " + f.String()
-		}
+// causes holds causeOf's names for every combination of causeFlags (by
+// the flags, masked), made once so that naming a cause allocates nothing
+// and looks nothing up.
+var causes = func() (a [causeFlags + 1]string) {
+	for f := range a {
+		a[f] = "rcv " + header.TCPFlags(f).String()
 	}
-	return m
+	return a
 }()
 
 // receive applies the arrival of it at e (RFC 9293 §3.10.7).
