@@ -23,10 +23,10 @@ func TestConnSize(t *testing.T) {
 		got, want uintptr
 	}{
 		{"Conn", unsafe.Sizeof(Conn{}), 512},
-		{"conntrack.Entry", unsafe.Sizeof(conntrack.Entry{}), 72},
-		{"ipvs.Entry", unsafe.Sizeof(ipvs.Entry{}), 24},
+		{"conntrack.Entry", unsafe.Sizeof(conntrack.Entry{}), 64},
+		{"ipvs.Entry", unsafe.Sizeof(ipvs.Entry{}), 16},
 		{"zeek.Flow", unsafe.Sizeof(zeek.Flow{}), 128},
-		{"dirStats", unsafe.Sizeof(dirStats{}), 48},
+		{"dirStats", unsafe.Sizeof(dirStats{}), 40},
 		{"endpoint", unsafe.Sizeof(endpoint{}), 56},
 	} {
 		if c.got > c.want {

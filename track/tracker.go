@@ -56,11 +56,10 @@ const maxSpans = 16
 
 // dirStats is what the tracker counts for one direction. The sequence
 // space seen is one span [lo, end) while it has no hole (the common case),
-// and the list holes holds every span otherwise. Counters are 32 bits and
+// and the extension's holes hold every span otherwise. Counters are 32 bits and
 // spill into the connection's rare extension when they would overflow.
 type dirStats struct {
-	finT           int64 // when its FIN was seen, Unix nanoseconds
-	holes          *[]span
+	finT           int64        // when its FIN was seen, Unix nanoseconds
 	lo, end        seqnum.Value // the sequence space seen without holes; end is the highest seq end
 	lastAck        seqnum.Value // the last packet's ACK field
 	packets, bytes uint32
@@ -83,6 +82,7 @@ type big struct {
 // what a kept connection records for its ladder.
 type connExt struct {
 	big   [2]big
+	holes [2][]span // per direction, the spans seen when there are holes between them (else nil)
 	held  [2][]held
 	pkts  []pktLog
 	trans [2][]transition
@@ -693,7 +693,7 @@ func (c *Conn) shrink() {
 		return
 	}
 	for d := range x.held {
-		if len(x.held[d]) > 0 {
+		if len(x.held[d]) > 0 || x.holes[d] != nil {
 			return
 		}
 	}
@@ -782,7 +782,7 @@ func (t *Tracker) count(c *Conn, d int, p *capture.Packet, now int64) bool {
 	if end == p.Seq || f.Has(header.RST) {
 		return false
 	}
-	retrans := ds.addSpan(span{p.Seq, end})
+	retrans := c.addSpan(d, span{p.Seq, end})
 	if retrans {
 		inc(c, &ds.retrans, d, func(b *big) *uint64 { return &b.retrans })
 	}
@@ -792,8 +792,9 @@ func (t *Tracker) count(c *Conn, d int, p *capture.Packet, now int64) bool {
 // addSpan records s as seen, updates end, and reports whether s
 // overlapped space seen before. While the space seen has no hole it is
 // the one span [lo, end), with nothing allocated.
-func (ds *dirStats) addSpan(s span) bool {
-	if ds.holes == nil {
+func (c *Conn) addSpan(d int, s span) bool {
+	ds := &c.dir[d]
+	if c.x == nil || c.x.holes[d] == nil {
 		if !ds.endSeen {
 			ds.lo, ds.end, ds.endSeen = s.lo, s.hi, true
 			return false
@@ -809,9 +810,9 @@ func (ds *dirStats) addSpan(s span) bool {
 			}
 			return overlap
 		}
-		ds.holes = &[]span{{ds.lo, ds.end}}
+		c.ext().holes[d] = []span{{ds.lo, ds.end}}
 	}
-	spans := *ds.holes
+	spans := c.x.holes[d]
 	overlap := false
 	for _, o := range spans {
 		if s.lo.LessThan(o.hi) && o.lo.LessThan(s.hi) {
@@ -858,9 +859,9 @@ func (ds *dirStats) addSpan(s span) bool {
 		ds.end = s.hi
 	}
 	if len(merged) == 1 {
-		ds.lo, ds.end, ds.holes = merged[0].lo, merged[0].hi, nil
+		ds.lo, ds.end, c.x.holes[d] = merged[0].lo, merged[0].hi, nil
 	} else {
-		*ds.holes = merged
+		c.x.holes[d] = merged
 	}
 	return overlap
 }

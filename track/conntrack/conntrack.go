@@ -111,12 +111,11 @@ type side struct {
 
 // Entry is one conntrack entry for a TCP connection.
 //
-// An Entry is kept small (72 bytes), as a tracker holds one per
-// connection: the settings are shared (a pointer, one copy for the
-// defaults), the deadline is in Unix nanoseconds, the counters are 32
+// An Entry is kept small (64 bytes), as a tracker holds one per
+// connection: the settings are a 16-bit index into a registry of shared
+// settings, the deadline is in Unix nanoseconds, the counters are 32
 // bits, and the fields are ordered so that no padding is needed.
 type Entry struct {
-	cfg      *Config
 	deadline int64 // Unix nanoseconds
 
 	sides [2]side
@@ -138,6 +137,7 @@ type Entry struct {
 	assured bool // IPS_ASSURED_BIT
 	replied bool // IPS_SEEN_REPLY_BIT
 	last    Outcome
+	cfg     uint16 // index of the settings in the registry (settings.go)
 }
 
 // New creates the entry the kernel would create for first, with the
@@ -163,16 +163,22 @@ func NewWithConfig(first Packet, cfg Config) (*Entry, bool) {
 
 // Make is New returning the entry as a value, for a holder that embeds it
 // (a tracker keeps one per connection): it allocates nothing.
-func Make(first Packet) (Entry, bool) { return makeEntry(first, &defaults) }
+func Make(first Packet) (Entry, bool) { return makeEntry(first, 0) }
 
 // MakeWithConfig is NewWithConfig returning the entry as a value.
+// It returns false as well when the process has already registered 65536
+// distinct settings (settings.go), which no real program does.
 func MakeWithConfig(first Packet, cfg Config) (Entry, bool) {
-	return makeEntry(first, shared(cfg))
+	i, ok := shared(cfg)
+	if !ok {
+		return Entry{}, false
+	}
+	return makeEntry(first, i)
 }
 
-// makeEntry is MakeWithConfig with the settings already shared: taking
-// them by pointer, it allocates nothing for the defaults.
-func makeEntry(first Packet, cfg *Config) (Entry, bool) {
+// makeEntry is MakeWithConfig with the settings already registered as
+// index cfg: it allocates nothing.
+func makeEntry(first Packet, cfg uint16) (Entry, bool) {
 	e := Entry{cfg: cfg}
 	first.Dir = Original
 	if !e.create(first) {
@@ -232,19 +238,6 @@ func (e *Entry) LastOutcome() Outcome { return e.last }
 // Retrans is the kernel's retransmission counter: how many identical
 // ACK-class packets in a row were seen.
 func (e *Entry) Retrans() int { return int(e.retrans) }
-
-// defaults is the one copy of Defaults that entries created with the
-// default settings share.
-var defaults = Defaults()
-
-// shared returns a pointer to settings equal to cfg: the shared defaults
-// when they are, else a copy of cfg.
-func shared(cfg Config) *Config {
-	if cfg == defaults {
-		return &defaults
-	}
-	return &cfg
-}
 
 // recreate handles a packet when the kernel has no entry: it may create one.
 func (e *Entry) recreate(p Packet) {
@@ -322,7 +315,7 @@ func (e *Entry) create(p Packet) bool {
 	case next == SynSent:
 		// tcp_new: a SYN initialises the original side.
 		e.sides[Original] = side{seen: true, end: segEnd(p)}
-	case next == Established && e.cfg.Loose:
+	case next == Established && e.conf().Loose:
 		// tcp_new with tcp_loose: picked up mid-stream; the kernel also
 		// marks both sides "be liberal", which only matters for the window
 		// checks this model does not make.
@@ -574,7 +567,7 @@ func (e *Entry) commit(p Packet, dir Dir, idx class, old, next State) {
 		e.sides[dir].closeInit = true
 	}
 
-	c := e.cfg
+	c := e.conf()
 	timeout := c.timeout(next)
 	switch {
 	case int(e.retrans) >= c.MaxRetransCount && timeout > c.MaxRetrans:

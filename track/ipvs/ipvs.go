@@ -85,16 +85,16 @@ func (o Outcome) String() string {
 // Entry is the director's connection entry for one TCP connection.
 //
 // An Entry is kept small, as a tracker holds one per connection: the
-// settings are shared (a pointer, one copy for the defaults) and the
-// deadline is in Unix nanoseconds (24 bytes).
+// settings are a 16-bit index into a registry of shared settings and the
+// deadline is in Unix nanoseconds (16 bytes).
 type Entry struct {
-	cfg      *Config
 	deadline int64 // Unix nanoseconds
 	mode     Mode
 	alive    bool
 	noOutput bool // IP_VS_CONN_F_NOOUTPUT
 	state    State
 	last     Outcome
+	cfg      uint16 // index of the settings in the registry (settings.go)
 }
 
 // New creates the entry a director with default settings would create for
@@ -119,16 +119,22 @@ func NewWithConfig(first Packet, mode Mode, cfg Config) (*Entry, bool) {
 
 // Make is New returning the entry as a value, for a holder that embeds it
 // (a tracker keeps one per connection): it allocates nothing.
-func Make(first Packet, mode Mode) (Entry, bool) { return makeEntry(first, mode, &defaults) }
+func Make(first Packet, mode Mode) (Entry, bool) { return makeEntry(first, mode, 0) }
 
 // MakeWithConfig is NewWithConfig returning the entry as a value.
+// It returns false as well when the process has already registered 65536
+// distinct settings (settings.go), which no real program does.
 func MakeWithConfig(first Packet, mode Mode, cfg Config) (Entry, bool) {
-	return makeEntry(first, mode, shared(cfg))
+	i, ok := shared(cfg)
+	if !ok {
+		return Entry{}, false
+	}
+	return makeEntry(first, mode, i)
 }
 
-// makeEntry is MakeWithConfig with the settings already shared: taking
-// them by pointer, it allocates nothing for the defaults.
-func makeEntry(first Packet, mode Mode, cfg *Config) (Entry, bool) {
+// makeEntry is MakeWithConfig with the settings already registered as
+// index cfg: it allocates nothing.
+func makeEntry(first Packet, mode Mode, cfg uint16) (Entry, bool) {
 	e := Entry{cfg: cfg, mode: mode}
 	if !e.create(first) {
 		return Entry{}, false
@@ -138,7 +144,7 @@ func makeEntry(first Packet, mode Mode, cfg *Config) (Entry, bool) {
 
 func (e *Entry) create(p Packet) bool {
 	if p.Dir != FromClient || p.Flags.Has(header.RST) ||
-		!(e.cfg.SloppyTCP || p.Flags.Has(header.SYN)) {
+		!(e.conf().SloppyTCP || p.Flags.Has(header.SYN)) {
 		e.alive = false
 		e.last = Refused
 		return false
@@ -187,20 +193,7 @@ func (e *Entry) step(p Packet) {
 		next = transitions[off][e.state][c]
 	}
 	e.state = next
-	e.deadline = p.T.UnixNano() + int64(e.cfg.timeout(next))
-}
-
-// defaults is the one copy of Defaults that entries created with the
-// default settings share.
-var defaults = Defaults()
-
-// shared returns a pointer to settings equal to cfg: the shared defaults
-// when they are, else a copy of cfg.
-func shared(cfg Config) *Config {
-	if cfg == defaults {
-		return &defaults
-	}
-	return &cfg
+	e.deadline = p.T.UnixNano() + int64(e.conf().timeout(next))
 }
 
 // flagClass is tcp_state_idx: RST wins, then SYN, then FIN, then ACK.

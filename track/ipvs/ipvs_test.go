@@ -57,7 +57,7 @@ func TestEveryCell(t *testing.T) {
 			for c := class(0); c < numClasses; c++ {
 				for s := State(0); s < numStates; s++ {
 					for _, f := range classFlags[c] {
-						e := &Entry{cfg: &cfg, mode: mode, alive: true, noOutput: mode == DR,
+						e := &Entry{mode: mode, alive: true, noOutput: mode == DR,
 							state: s, deadline: t0.Add(time.Hour).UnixNano()}
 						now := t0.Add(time.Second)
 						e.Update(Packet{T: now, Dir: dir, Flags: f})
