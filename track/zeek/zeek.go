@@ -74,12 +74,12 @@ type Packet struct {
 // and FIN_cnt, whose only use is "a FIN was seen" (TCP_Endpoint::Size),
 // saturates at 255.
 type endpoint struct {
-	lastFIN int64        // hist_last_FIN
 	start   seqnum.Value // start_seq
 	last    seqnum.Value // last_seq: one past the highest sequence sent
 	ack     seqnum.Value // ack_seq: the highest ACK the peer sent for it
 	lastSYN int32        // hist_last_SYN (a relative sequence number: 32 bits)
 	lastRST int32        // hist_last_RST
+	lastFIN uint32       // hist_last_FIN, its low 32 bits (see updateHistory)
 	rxmt    uint32       // retransmissions
 	win0    uint32       // zero windows
 	chk     uint32       // bad checksums
@@ -131,20 +131,35 @@ type Flow struct {
 
 // histInline is how many history letters a Flow holds without allocating:
 // a complete connection's history ("ShADadFf", with a few 't' or '^') fits.
-const histInline = 14
+const histInline = 12
 
-// history is a history string: its first histInline letters inline, the
-// rest (rare: long runs of scaled letters) in an allocation.
+// histLetters is the alphabet of history letters held inline, 5 bits each;
+// a letter's code is its index plus one (0 is unused). Zeek's letters are
+// these, upper case for the originator and lower case for the responder,
+// and '^' for a flip (Zeek's base/protocols/conn/main.zeek documents them).
+const histLetters = "SHADFRCGIQTWshadfrcgiqtw^"
+
+// histCode maps a byte to its 5-bit code, 0 when it is not in histLetters.
+var histCode = func() (t [256]uint8) {
+	for i := range len(histLetters) {
+		t[histLetters[i]] = uint8(i + 1)
+	}
+	return t
+}()
+
+// history is a history string: its first histInline letters packed inline
+// (bits 0-3 the count, then 5 bits a letter), the rest (rare: long runs of
+// scaled letters, or a letter outside histLetters) in an allocation. It is
+// 16 bytes where the letters as bytes would take 24.
 type history struct {
 	more   *[]byte
-	inline [histInline]byte
-	n      uint8 // letters inline
+	packed uint64
 }
 
 func (h *history) add(c byte) {
-	if int(h.n) < histInline {
-		h.inline[h.n] = c
-		h.n++
+	n := h.packed & 15
+	if code := histCode[c]; code != 0 && n < histInline && h.more == nil {
+		h.packed += uint64(code)<<(4+5*n) + 1
 		return
 	}
 	if h.more == nil {
@@ -153,20 +168,31 @@ func (h *history) add(c byte) {
 	*h.more = append(*h.more, c)
 }
 
+// inline decodes the inline letters into buf.
+func (h *history) inline(buf *[histInline]byte) []byte {
+	n := int(h.packed & 15)
+	for i := range n {
+		buf[i] = histLetters[(h.packed>>(4+5*i))&31-1]
+	}
+	return buf[:n]
+}
+
 // synThenRst is synThenRst of the history, without making its string
 // when it is all inline.
 func (h *history) synThenRst() bool {
 	if h.more == nil {
-		return synThenRst(h.inline[:h.n])
+		var buf [histInline]byte
+		return synThenRst(h.inline(&buf))
 	}
 	return synThenRst(h.String())
 }
 
 func (h *history) String() string {
+	var buf [histInline]byte
 	if h.more == nil {
-		return string(h.inline[:h.n])
+		return string(h.inline(&buf))
 	}
-	return string(h.inline[:h.n]) + string(*h.more)
+	return string(h.inline(&buf)) + string(*h.more)
 }
 
 // New returns an empty Flow. Its role heuristic uses
@@ -429,10 +455,13 @@ func (f *Flow) updateHistory(orig bool, ep *endpoint, syn, ack, fin, rst bool, r
 		}
 		if fin {
 			// A FIN's sequence number is after its data.
-			if f.checkHistory(orig, histFIN, 'F') && rel+int64(n) != ep.lastFIN {
+			// Zeek compares 64 bits; the low 32 differ from them only
+			// for two FINs a multiple of 4 GiB apart, which a TCP that
+			// sends nothing after its FIN cannot produce.
+			if f.checkHistory(orig, histFIN, 'F') && uint32(rel+int64(n)) != ep.lastFIN {
 				f.addHistory(orig, 'F')
 			}
-			ep.lastFIN = rel + int64(n)
+			ep.lastFIN = uint32(rel + int64(n))
 		}
 		if rst {
 			if f.checkHistory(orig, histRST, 'R') && rel != int64(ep.lastRST) {

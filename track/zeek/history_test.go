@@ -1,0 +1,35 @@
+package zeek
+
+import (
+	"strings"
+	"testing"
+	"unsafe"
+)
+
+// TestHistoryPacking checks that the packed history gives back exactly the
+// letters added, in order: every letter of the alphabet, histories longer
+// than the inline part, and a byte outside the alphabet (which moves the
+// rest to the allocation without reordering).
+func TestHistoryPacking(t *testing.T) {
+	if got := unsafe.Sizeof(history{}); got != 16 {
+		t.Errorf("history is %d bytes, want 16", got)
+	}
+	for _, want := range []string{
+		"", "S", "ShADadFf", histLetters, strings.Repeat("Tt", 20),
+		"ShAD?dFf", "ShADadFfTtWw", "ShADadFfTtWwC", "^hSADadFfRr",
+	} {
+		var h history
+		for i := range len(want) {
+			h.add(want[i])
+		}
+		if got := h.String(); got != want {
+			t.Errorf("added %q, history %q", want, got)
+		}
+		if got, exp := h.synThenRst(), synThenRst(want); got != exp {
+			t.Errorf("%q: synThenRst %v, want %v", want, got, exp)
+		}
+		if inline := len(want) <= histInline && !strings.Contains(want, "?"); inline != (h.more == nil) {
+			t.Errorf("%q: allocated %v", want, h.more != nil)
+		}
+	}
+}
