@@ -19,6 +19,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/tcpstate/tcpstate/header"
+	"github.com/tcpstate/tcpstate/internal/stacktest"
 	"github.com/tcpstate/tcpstate/link"
 	"github.com/tcpstate/tcpstate/link/pipe"
 	"github.com/tcpstate/tcpstate/stack"
@@ -98,22 +99,7 @@ func TestTapNgStackExchange(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	ln, err := b.Listen("tcp", ":80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c) // echo until the client's FIN
-			}()
-		}
-	}()
+	stacktest.Echo(t, b, ":80")
 
 	servers := []netip.AddrPort{netip.MustParseAddrPort("192.0.2.2:80"), netip.MustParseAddrPort("[2001:db8::2]:80")}
 	var clients []netip.AddrPort
