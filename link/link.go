@@ -24,7 +24,10 @@ type Endpoint interface {
 	ReadPackets(bufs [][]byte, sizes []int) (int, error)
 
 	// WritePackets sends the packets, in order, and returns how many were
-	// sent. The caller may reuse the buffers as soon as it returns.
+	// sent. The caller may reuse the buffers as soon as it returns. It
+	// must not wait long for room: a stack calls it with a connection's
+	// lock held, so a link that blocks until the peer reads can deadlock
+	// two stacks that each wait on the other (drop instead, as a NIC does).
 	WritePackets(pkts [][]byte) (int, error)
 
 	// Close releases the endpoint and wakes a blocked ReadPackets.
