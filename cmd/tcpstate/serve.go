@@ -158,14 +158,7 @@ func (f *stackFlags) open(ctx context.Context, stderr io.Writer) (*running, erro
 		// the tap, which flushed the capture.
 		r.stop = append(r.stop, func() error {
 			stopFlush()
-			err := tap.Flush()
-			if cerr := file.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return fmt.Errorf("--pcap %s: %w", f.pcap, err)
-			}
-			return nil
+			return finishFile("--pcap", file, tap.Flush())
 		})
 	}
 	start := time.Now()
@@ -191,14 +184,7 @@ func (f *stackFlags) open(ctx context.Context, stderr io.Writer) (*running, erro
 		r.stop = append(r.stop, func() error {
 			stopFlush()
 			cancel()
-			err := ew.Flush()
-			if cerr := w.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return fmt.Errorf("--trace %s: %w", f.trace, err)
-			}
-			return nil
+			return finishFile("--trace", w, ew.Flush())
 		})
 	}
 	if f.admin != "" {
@@ -212,6 +198,19 @@ func (f *stackFlags) open(ctx context.Context, stderr io.Writer) (*running, erro
 		r.stop = append(r.stop, func() error { cancel(); return nil })
 	}
 	return r, nil
+}
+
+// finishFile closes a file the flag wrote, after its last flush, and
+// reports the first of the flush's and the close's errors, naming both.
+func finishFile(flag string, file *os.File, flushErr error) error {
+	err := flushErr
+	if cerr := file.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", flag, file.Name(), err)
+	}
+	return nil
 }
 
 // flushEvery calls flush every d until the returned stop is called, so a
