@@ -64,17 +64,11 @@ func shardPath(path string, cfg Config, n int) (*Sharded, error) {
 	}
 	defer rd.Close()
 	s := NewSharded(cfg, n)
-	for {
-		p, err := rd.Next()
-		if err == io.EOF {
-			return s, nil
-		}
-		if err != nil {
-			s.Close()
-			return nil, err
-		}
-		s.Feed(p)
+	if err := feedAll(rd, func(p *capture.Packet) bool { s.Feed(p); return true }); err != nil {
+		s.Close()
+		return nil, err
 	}
+	return s, nil
 }
 
 // tsharkRun is tshark's time and connection count on the benchmark
@@ -203,21 +197,7 @@ func TestGeneratedCapture(t *testing.T) {
 		st.LeftOpen == 0 || st.MidStream == 0 || st.Retransmissions == 0 {
 		t.Fatalf("stats %+v, file %d bytes", st, buf.Len())
 	}
-	rd, err := capture.NewReader(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := New(Config{})
-	for {
-		p, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr.Feed(p)
-	}
+	tr := trackBytes(t, buf.Bytes(), Config{})
 	if tr.Packets() != uint64(st.Packets) {
 		t.Errorf("tracker fed %d packets, generator wrote %d", tr.Packets(), st.Packets)
 	}
@@ -262,23 +242,7 @@ func TestDoneStreamsFinalConnections(t *testing.T) {
 	if _, err := tracktest.Write(&buf, tracktest.Config{Seed: 3, Packets: 30000, Rate: 20}); err != nil {
 		t.Fatal(err)
 	}
-	run := func(done func(*ConnView)) *Tracker {
-		rd, err := capture.NewReader(bytes.NewReader(buf.Bytes()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := New(Config{Done: done})
-		for {
-			p, err := rd.Next()
-			if err == io.EOF {
-				return tr
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			tr.Feed(p)
-		}
-	}
+	run := func(done func(*ConnView)) *Tracker { return trackBytes(t, buf.Bytes(), Config{Done: done}) }
 	lines := func(views []ConnView) []string {
 		var b bytes.Buffer
 		if err := WriteJSON(&b, views); err != nil {

@@ -3,12 +3,10 @@ package track
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/netip"
 	"testing"
 	"time"
 
-	"github.com/tcpstate/tcpstate/track/capture"
 	"github.com/tcpstate/tcpstate/track/tracktest"
 )
 
@@ -21,21 +19,7 @@ func TestAppendJSONMatchesEncoder(t *testing.T) {
 	if _, err := tracktest.Write(&buf, tracktest.Config{Seed: 9, Packets: 20000}); err != nil {
 		t.Fatal(err)
 	}
-	rd, err := capture.NewReader(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := New(Config{})
-	for {
-		p, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr.Feed(p)
-	}
+	tr := trackBytes(t, buf.Bytes(), Config{})
 	views := tr.Snapshot(tr.Last())
 	odd := ConnView{Client: netip.MustParseAddrPort("[fd00::1]:1"), Server: netip.MustParseAddrPort("10.0.0.1:65535"),
 		ConntrackState: "SYN_SENT", ConntrackUnreplied: true, ConntrackExpire: 119 * time.Second,

@@ -4,7 +4,6 @@ package track
 
 import (
 	"fmt"
-	"io"
 	"net/netip"
 	"strings"
 	"testing"
@@ -71,19 +70,17 @@ func trackFile(path string, until time.Time) (*Tracker, error) {
 	}
 	defer rd.Close()
 	tr := New(Config{})
-	for {
-		p, err := rd.Next()
-		if err == io.EOF {
-			return tr, nil
-		}
-		if err != nil {
-			return nil, err
-		}
+	err = feedAll(rd, func(p *capture.Packet) bool {
 		if p.T.After(until) {
-			return tr, nil
+			return false
 		}
 		tr.Feed(p)
+		return true
+	})
+	if err != nil {
+		return nil, err
 	}
+	return tr, nil
 }
 
 func compareKernel(t *testing.T, tr *Tracker, r netlab.Result) string {

@@ -2,7 +2,6 @@ package track
 
 import (
 	"bytes"
-	"io"
 	"strings"
 	"testing"
 
@@ -18,17 +17,11 @@ func feedSharded(t *testing.T, data []byte, cfg Config, n int) *Sharded {
 		t.Fatal(err)
 	}
 	s := NewSharded(cfg, n)
-	for {
-		p, err := rd.Next()
-		if err == io.EOF {
-			return s
-		}
-		if err != nil {
-			s.Close()
-			t.Fatal(err)
-		}
-		s.Feed(p)
+	if err := feedAll(rd, func(p *capture.Packet) bool { s.Feed(p); return true }); err != nil {
+		s.Close()
+		t.Fatal(err)
 	}
+	return s
 }
 
 func jsonLines(t *testing.T, views []ConnView) string {
@@ -49,21 +42,7 @@ func TestShardedSameOutput(t *testing.T) {
 	if _, err := tracktest.Write(&buf, tracktest.Config{Seed: 5, Packets: 40000, Rate: 20}); err != nil {
 		t.Fatal(err)
 	}
-	rd, err := capture.NewReader(bytes.NewReader(buf.Bytes()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	one := New(Config{})
-	for {
-		p, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		one.Feed(p)
-	}
+	one := trackBytes(t, buf.Bytes(), Config{})
 	want := jsonLines(t, one.Snapshot(one.Last()))
 	var streamWant string
 	for _, n := range []int{1, 2, 3, 4} {
