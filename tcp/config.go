@@ -89,7 +89,8 @@ type Config struct {
 	AckDelay time.Duration
 
 	// CongestionControl names the algorithm of package cc: "cubic" (the
-	// default) or "newreno".
+	// default), "newreno" or "bbr". BBR works from delivery-rate samples
+	// and paces the connection's segments at the rate it estimates.
 	CongestionControl string
 
 	// InitialWindow is the initial congestion window in segments. Default
@@ -157,6 +158,10 @@ func (c *Config) ackDelay() time.Duration {
 	}
 	return min(c.AckDelay, MaxAckDelay)
 }
+
+// rateBased reports whether the congestion control is a
+// cc.RateController, which needs delivery-rate samples and pacing.
+func (c *Config) rateBased() bool { return c.CongestionControl == "bbr" }
 
 // Validate reports a setting that cannot work, such as an unknown
 // congestion control.

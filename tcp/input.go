@@ -542,17 +542,32 @@ func (c *Conn) processAck(now time.Time, seg *Segment, seq seqnum.Value, payload
 // ACK, feed the congestion controller and the RTT estimator, and count
 // duplicate ACKs toward fast retransmit (RFC 5681 §3.2, RFC 6675 §5).
 func (c *Conn) processAckData(now time.Time, seg *Segment, ack seqnum.Value, payload []byte, fin bool) {
-	rack := c.rackOn() && c.lossSt != nil
-	if rack {
-		c.rackAcked(now, seg, seqnum.Max(ack, c.sndUna)) // RFC 8985 §6.2 step 2
+	var rs rateAcc
+	l := c.lossSt
+	lost := 0
+	if l != nil {
+		c.rackAcked(now, seg, seqnum.Max(ack, c.sndUna), &rs) // RFC 8985 §6.2 step 2
+		l.endAppLimited()
+		lost = l.lostB
 	}
 	progress := c.sndUna.LessThan(ack)
 	c.takeAck(now, seg, ack, payload, fin)
-	if rack {
-		c.rackOnAck(now) // RFC 8985 §6.2 steps 4, 5; §7.4
-		if progress {
-			c.armLossProbe(now) // RFC 8985 §7.2
+	if l != nil {
+		delivered := l.delivered
+		if c.rackOn() {
+			c.rackOnAck(now) // RFC 8985 §6.2 steps 4, 5; §7.4
+			if progress {
+				c.armLossProbe(now) // RFC 8985 §7.2
+			}
+		} else if !c.sndUna.LessThan(c.sndNxt) {
+			c.releaseLoss()
 		}
+		if c.lossSt == l {
+			lost = l.lostB - lost
+		} else {
+			lost = 0 // everything was delivered
+		}
+		c.rateSample(now, &rs, delivered, lost)
 	}
 	if progress && c.ccOn {
 		c.growSendBuffer()

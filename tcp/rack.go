@@ -26,6 +26,7 @@ const (
 	segLost                      // RACK (or the timeout) deemed it lost
 	segRetrans                   // retransmitted since it was deemed lost
 	segEverRtx                   // retransmitted at least once
+	segAppLimited                // P.is_app_limited (rate.go)
 )
 
 // sentSeg is one segment in flight: it ends at end and starts where the
@@ -34,6 +35,13 @@ type sentSeg struct {
 	end   seqnum.Value
 	flags uint8
 	sent  int64 // Segment.xmit_ts (RFC 8985 §6.1), Unix nanoseconds
+
+	// For delivery-rate samples (rate.go), as the connection stood when
+	// the segment was last sent: P.delivered, P.delivered_time and
+	// P.first_send_time.
+	delivered   int64
+	deliveredAt int64
+	firstSentAt int64
 }
 
 // lossState is RACK-TLP's state (RFC 8985 §6.1, §7).
@@ -59,6 +67,18 @@ type lossState struct {
 	tlpEnd     seqnum.Value
 	tlpOut     bool
 	tlpRetrans bool
+
+	// Delivery-rate estimation (rate.go), for a cc.RateController:
+	// C.delivered, C.delivered_time, C.first_send_time and C.app_limited.
+	delivered   int64
+	deliveredAt int64
+	firstSentAt int64
+	appLimited  int64
+
+	// Pacing (pacing.go): when the next segment is due, Unix nanoseconds,
+	// and whether the connection waits for it.
+	paceNext int64
+	paceWait bool
 }
 
 var lossPool = sync.Pool{New: func() any { return &lossState{segs: make([]sentSeg, 64)} }}
@@ -132,8 +152,9 @@ func (c *Conn) loss(now time.Time) *lossState {
 	if c.lossSt == nil {
 		l := lossPool.Get().(*lossState)
 		l.start = c.sndUna
+		c.startRate(l, now)
 		if c.sndUna.LessThan(c.sndNxt) {
-			l.push(sentSeg{end: c.sndNxt, sent: now.UnixNano()})
+			l.push(sentSeg{end: c.sndNxt, sent: now.UnixNano(), deliveredAt: l.deliveredAt, firstSentAt: l.firstSentAt})
 		}
 		c.lossSt = l
 	}
@@ -153,12 +174,22 @@ func (c *Conn) releaseLoss() {
 // rackSent records the transmission of [seq, seq+n) (RFC 8985 §6.1):
 // new data becomes new segments; a retransmission renews the send time of
 // the segments it covers and marks them retransmitted.
+//
+// The same record serves delivery-rate estimation and pacing (rate.go,
+// pacing.go) when the congestion control needs them.
 func (c *Conn) rackSent(now time.Time, seq seqnum.Value, n seqnum.Size) {
-	if !c.rackOn() || n == 0 {
+	if !c.recording() || n == 0 {
 		return
 	}
+	idle := c.sndUna == c.sndNxt
 	l := c.loss(now)
 	t := now.UnixNano()
+	c.paced(l, t, int(n))
+	if idle {
+		// Nothing in flight: the rate's intervals start afresh (the
+		// draft's "if there are no packets in flight yet").
+		l.deliveredAt, l.firstSentAt = t, t
+	}
 	end := seq.Add(n)
 	top := l.start
 	if l.n > 0 {
@@ -167,6 +198,7 @@ func (c *Conn) rackSent(now time.Time, seq seqnum.Value, n seqnum.Size) {
 	for i := l.find(seq); i < l.n && l.startOf(i).LessThan(end); i++ {
 		s := l.at(i)
 		s.sent = t
+		l.stamp(s)
 		if s.flags&(segRetrans|segSacked) == 0 {
 			l.rtxB += int(l.startOf(i).Size(s.end))
 		}
@@ -180,8 +212,10 @@ func (c *Conn) rackSent(now time.Time, seq seqnum.Value, n seqnum.Size) {
 			// A gap in the record cannot happen while new data goes out in
 			// order; count it as sent now all the same.
 			l.push(sentSeg{end: seq, sent: t})
+			l.stamp(l.at(l.n - 1))
 		}
 		l.push(sentSeg{end: end, sent: t})
+		l.stamp(l.at(l.n - 1))
 	}
 }
 
@@ -189,7 +223,9 @@ func (c *Conn) rackSent(now time.Time, seq seqnum.Value, n seqnum.Size) {
 // SND.UNA take it: the segments it acknowledges cumulatively go, those it
 // newly SACKs are marked, and each that was delivered updates RACK.xmit_ts,
 // RACK.end_seq and RACK.rtt (RFC 8985 §6.2 step 2).
-func (c *Conn) rackAcked(now time.Time, seg *Segment, ack seqnum.Value) {
+//
+// It gathers the ACK's delivery-rate sample into rs (rate.go).
+func (c *Conn) rackAcked(now time.Time, seg *Segment, ack seqnum.Value, rs *rateAcc) {
 	l := c.lossSt
 	if l == nil {
 		return
@@ -217,6 +253,7 @@ func (c *Conn) rackAcked(now time.Time, seg *Segment, ack seqnum.Value) {
 			}
 			if left.LessThanEq(a) {
 				c.rackDelivered(l, s, t)
+				l.deliver(rs, s, int(a.Size(s.end)), t)
 				l.forget(s, int(a.Size(s.end)))
 				s.flags |= segSacked
 			}
@@ -227,6 +264,7 @@ func (c *Conn) rackAcked(now time.Time, seg *Segment, ack seqnum.Value) {
 		s := l.at(0)
 		if s.flags&segSacked == 0 {
 			c.rackDelivered(l, s, t)
+			l.deliver(rs, s, int(l.start.Size(s.end)), t)
 		}
 		l.forget(s, int(l.start.Size(s.end)))
 		l.start = s.end
@@ -238,6 +276,8 @@ func (c *Conn) rackAcked(now time.Time, seg *Segment, ack seqnum.Value) {
 		s := l.at(0)
 		if s.flags&segSacked == 0 {
 			part := int(l.start.Size(ack))
+			l.delivered += int64(part)
+			rs.acked += part
 			if s.flags&segLost != 0 {
 				l.lostB -= part
 			}

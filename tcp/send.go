@@ -195,7 +195,7 @@ func (c *Conn) sendRecovery(now time.Time) {
 	if c.rackOn() {
 		// RFC 8985 §6.2 with RFC 6675's NextSeg rule 1: what RACK deems
 		// lost, while the pipe leaves room.
-		for c.cwnd()-c.pipe() >= c.sndMSS {
+		for c.cwnd()-c.pipe() >= c.sndMSS && !c.paceHold(now) {
 			a, _, ok := c.rackFirstLost()
 			if !ok {
 				return
@@ -208,7 +208,7 @@ func (c *Conn) sendRecovery(now time.Time) {
 		}
 		return
 	}
-	for c.cwnd()-c.pipe() >= c.sndMSS {
+	for c.cwnd()-c.pipe() >= c.sndMSS && !c.paceHold(now) {
 		if a, _, ok := c.nextHole(c.highRxt, true); ok {
 			sent := c.retransSegs
 			c.retransmitAt(now, a, ReasonFastRetransmit)
@@ -280,6 +280,7 @@ func (c *Conn) sendData(now time.Time) {
 		if sentNew {
 			c.armLossProbe(now) // RFC 8985 §7.2: after new data, (re)start the PTO
 		}
+		c.checkAppLimited()
 	}()
 	if c.ccOn && c.sndUna == c.sndNxt && !c.lastSend.IsZero() && now.Sub(c.lastSend) > c.rto {
 		c.ctl().OnIdle(now) // RFC 5681 §4.1: restart after an idle period
@@ -329,6 +330,9 @@ func (c *Conn) sendData(now time.Time) {
 		if n == 0 && !fin || !rtx && !c.mayShip(n, avail, mss, fin) {
 			c.armPersist(now, avail)
 			return
+		}
+		if n > 0 && c.paceHold(now) {
+			return // pacing.go: the next segment is not due yet
 		}
 		tx := Segment{Seq: p, Flags: header.ACK}
 		if n > 0 {

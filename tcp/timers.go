@@ -9,7 +9,7 @@ import (
 // Deadline returns when the connection next needs HandleTimeout: the
 // earliest of its running timers, or the zero time when none runs.
 func (c *Conn) Deadline() time.Time {
-	var d time.Time
+	d := c.paceDeadline()
 	for _, t := range c.timers {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
@@ -19,8 +19,9 @@ func (c *Conn) Deadline() time.Time {
 }
 
 // HandleTimeout fires every timer whose deadline is at or before now
-// (RFC 9293 §3.10.8).
+// (RFC 9293 §3.10.8), and sends what pacing held back until now.
 func (c *Conn) HandleTimeout(now time.Time) {
+	defer c.paceTimeout(now)
 	// TIME-WAIT and the user timeout end the connection; check them first
 	// so a retransmission is not sent by a connection that is ending.
 	for _, t := range [...]Timer{TimerTimeWait, TimerUser, TimerRetransmit, TimerPersist, TimerKeepAlive, TimerDelayedAck} {

@@ -1,6 +1,7 @@
 // Package cc holds TCP congestion control algorithms behind one small
-// interface: NewReno (RFC 5681, RFC 6582) and CUBIC (RFC 9438, the
-// default).
+// interface: NewReno (RFC 5681, RFC 6582), CUBIC (RFC 9438, the default)
+// and BBR (draft-cardwell-iccrg-bbr-congestion-control-00), which works
+// from delivery-rate samples and paces (RateController).
 //
 // An Algorithm only decides the congestion window and the slow-start
 // threshold from what the connection tells it: data acknowledged, a
@@ -18,7 +19,7 @@ import (
 // Algorithm is a congestion controller for one connection. All sizes are in
 // bytes. It is not safe for concurrent use.
 type Algorithm interface {
-	// Name is the algorithm's name: "cubic" or "newreno".
+	// Name is the algorithm's name: "cubic", "newreno" or "bbr".
 	Name() string
 
 	// CWnd is the congestion window: how many bytes may be in flight.
@@ -82,16 +83,18 @@ func InitialCWnd(cfg Config) int {
 }
 
 // Names lists the algorithms New knows, the default first.
-var Names = []string{"cubic", "newreno"}
+var Names = []string{"cubic", "newreno", "bbr"}
 
-// New returns the algorithm called name ("cubic", "newreno"; "" means
-// cubic) set up for cfg.
+// New returns the algorithm called name ("cubic", "newreno", "bbr"; ""
+// means cubic) set up for cfg.
 func New(name string, cfg Config) (Algorithm, error) {
 	switch name {
 	case "", "cubic":
 		return NewCubic(cfg), nil
 	case "newreno", "reno":
 		return NewNewReno(cfg), nil
+	case "bbr":
+		return NewBBR(cfg), nil
 	}
-	return nil, fmt.Errorf("cc: unknown congestion control %q (want cubic or newreno)", name)
+	return nil, fmt.Errorf("cc: unknown congestion control %q (want cubic, newreno or bbr)", name)
 }

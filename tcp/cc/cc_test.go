@@ -9,8 +9,9 @@ import (
 )
 
 var (
-	_ Algorithm = (*Cubic)(nil)
-	_ Algorithm = (*NewReno)(nil)
+	_ Algorithm      = (*Cubic)(nil)
+	_ Algorithm      = (*NewReno)(nil)
+	_ RateController = (*BBR)(nil)
 )
 
 func TestNew(t *testing.T) {
@@ -22,7 +23,8 @@ func TestNew(t *testing.T) {
 		{"cubic", "cubic", false},
 		{"newreno", "newreno", false},
 		{"reno", "newreno", false},
-		{"bbr", "", true},
+		{"bbr", "bbr", false},
+		{"bbr2", "", true},
 		{"CUBIC", "", true},
 		{"cubic ", "", true},
 	} {
