@@ -22,11 +22,11 @@ import (
 
 // The flags of a sentSeg.
 const (
-	segSacked  uint8 = 1 << iota // delivered: the peer SACKed all of it
-	segLost                      // RACK (or the timeout) deemed it lost
-	segRetrans                   // retransmitted since it was deemed lost
-	segEverRtx                   // retransmitted at least once
-	segAppLimited                // P.is_app_limited (rate.go)
+	segSacked     uint8 = 1 << iota // delivered: the peer SACKed all of it
+	segLost                         // RACK (or the timeout) deemed it lost
+	segRetrans                      // retransmitted since it was deemed lost
+	segEverRtx                      // retransmitted at least once
+	segAppLimited                   // P.is_app_limited (rate.go)
 )
 
 // sentSeg is one segment in flight: it ends at end and starts where the
