@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/tcpstate/tcpstate/header"
 	"github.com/tcpstate/tcpstate/seqnum"
@@ -172,6 +173,7 @@ func BenchmarkConnMemory(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&m1)
 		b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/n, "bytes/conn")
+		b.ReportMetric(float64(unsafe.Sizeof(Conn{})), "conn_size")
 		if got := len(tr.Snapshot(tr.Last())); got != n {
 			b.Fatalf("%d connections, want %d", got, n)
 		}

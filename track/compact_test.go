@@ -50,7 +50,7 @@ func TestSmallCountersSpill(t *testing.T) {
 	if len(v) != 1 || v[0].ZeroWindow[1] != 600 || v[0].ZeroWindow[0] != 0 {
 		t.Fatalf("views %+v; want one connection with 600 zero windows from the server", v)
 	}
-	c := h.tr.conns[0]
+	c := h.tr.Conns()[0]
 	for range 600 {
 		inc(c, &c.dir[0].rsts, 0, func(b *big) *uint64 { return &b.rsts })
 	}

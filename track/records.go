@@ -13,8 +13,8 @@ import (
 // first.
 func (t *Tracker) Find(a, b netip.AddrPort) []*Conn {
 	var out []*Conn
-	for _, c := range t.conns {
-		if c.matches(a, b) {
+	for _, r := range t.conns {
+		if c := t.slab.at(r); c.matches(a, b) {
 			out = append(out, c)
 		}
 	}

@@ -128,7 +128,7 @@ func (w *worker) run(s *Sharded) {
 			r.views = w.tr.Snapshot(time.Unix(0, b.at))
 			r.ids = make([]uint64, len(w.tr.conns))
 			for i, c := range w.tr.conns {
-				r.ids[i] = c.id
+				r.ids[i] = w.tr.slab.at(c).id
 			}
 			r.held = len(w.tr.conns)
 			w.out <- r

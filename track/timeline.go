@@ -24,7 +24,8 @@ type Sample struct {
 func (t *Tracker) Sample(at time.Time) Sample {
 	s := Sample{T: at}
 	now := at.UnixNano()
-	for _, c := range t.conns {
+	for _, r := range t.conns {
+		c := t.slab.at(r)
 		for d := range c.ep {
 			st, _ := c.ep[d].believed(now, t.cfg.TimeWait)
 			if int(st) < tcp.NumStates {

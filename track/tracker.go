@@ -100,9 +100,9 @@ type connExt struct {
 // ordered so that no padding is needed, and its client and server are
 // held in compact form (see tuple.go).
 type Conn struct {
-	first, last int64  // first and last packets' timestamps, Unix nanoseconds
-	id          uint64 // index of its first packet in the whole capture: the output order
-	next        *Conn  // the next connection in the flow table's bucket
+	first, last int64   // first and last packets' timestamps, Unix nanoseconds
+	id          uint64  // index of its first packet in the whole capture: the output order
+	next        connRef // the next connection in the flow table's bucket (in the slab's free list when free)
 	x           *connExt
 	v6          *[2]netip.Addr // client and server when not both plain IPv4, else nil
 	ep          [2]endpoint
@@ -225,9 +225,10 @@ type causeKey struct {
 // Tracker follows every TCP connection in a stream of packets.
 type Tracker struct {
 	cfg         Config
-	flows       []*Conn // buckets by tuple hash (pairHash): the current connection of each tuple, chained
-	nflows      int     // tuples in flows
-	conns       []*Conn
+	slab        slab
+	flows       []connRef // buckets by tuple hash (pairHash): the current connection of each tuple, chained
+	nflows      int       // tuples in flows
+	conns       []connRef // every connection held, in order of first packet
 	first, last int64
 	packets     uint64
 	counts      map[causeKey]uint64
@@ -244,7 +245,7 @@ func New(cfg Config) *Tracker {
 	if cfg.ZeekServerPorts == nil {
 		cfg.ZeekServerPorts = zeek.DefaultLikelyServerPort
 	}
-	return &Tracker{cfg: cfg, flows: make([]*Conn, 1024), counts: map[causeKey]uint64{}}
+	return &Tracker{cfg: cfg, flows: make([]connRef, 1024), counts: map[causeKey]uint64{}}
 }
 
 // First and Last are the timestamps of the first and the latest packet
@@ -268,8 +269,15 @@ func (t *Tracker) Last() time.Time {
 func (t *Tracker) Packets() uint64 { return t.packets }
 
 // Conns returns every connection held, in order of first packet: those
-// seen, less those handed to Config.Done.
-func (t *Tracker) Conns() []*Conn { return t.conns }
+// seen, less those handed to Config.Done. A *Conn is valid while its
+// connection is held: once handed to Done or pruned, its memory is reused.
+func (t *Tracker) Conns() []*Conn {
+	out := make([]*Conn, len(t.conns))
+	for i, r := range t.conns {
+		out[i] = t.slab.at(r)
+	}
+	return out
+}
 
 // segEnd is the end of the sequence space a segment occupies.
 func segEnd(p *capture.Packet) seqnum.Value {
@@ -310,37 +318,40 @@ func addrPortHash(a netip.AddrPort) uint64 {
 func pairHash(a, b netip.AddrPort) uint64 { return addrPortHash(a) + addrPortHash(b) }
 
 // bucket is the flow-table slot of hash h.
-func (t *Tracker) bucket(h uint64) **Conn { return &t.flows[h&uint64(len(t.flows)-1)] }
+func (t *Tracker) bucket(h uint64) *connRef { return &t.flows[h&uint64(len(t.flows)-1)] }
 
 // lookup returns the current connection on the tuple {a, b} and the link
-// that points to it in the bucket.
-func (t *Tracker) lookup(h uint64, a, b netip.AddrPort) (*Conn, **Conn) {
+// that names it (the bucket or the previous connection's next).
+func (t *Tracker) lookup(h uint64, a, b netip.AddrPort) (*Conn, *connRef) {
 	link := t.bucket(h)
 	aa, ba := a.Addr(), b.Addr()
 	if aa.Is4() && ba.Is4() {
 		// The common case, compared as the Conn holds it.
 		fwd, ports := [2][4]byte{aa.As4(), ba.As4()}, [2]uint16{a.Port(), b.Port()}
 		rev, rports := [2][4]byte{fwd[1], fwd[0]}, [2]uint16{ports[1], ports[0]}
-		for c := *link; c != nil; c = c.next {
-			if c.v6 == nil && (c.v4 == fwd && c.port == ports || c.v4 == rev && c.port == rports) {
+		for r := *link; r != 0; {
+			c := t.slab.at(r)
+			if !c.isV6() && (c.v4 == fwd && c.port == ports || c.v4 == rev && c.port == rports) {
 				return c, link
 			}
-			link = &c.next
+			link, r = &c.next, c.next
 		}
 		return nil, nil
 	}
-	for c := *link; c != nil; c = c.next {
+	for r := *link; r != 0; {
+		c := t.slab.at(r)
 		if c.matches(a, b) {
 			return c, link
 		}
-		link = &c.next
+		link, r = &c.next, c.next
 	}
 	return nil, nil
 }
 
-// replace puts n in old's place, at link (old nil: at the head of bucket
-// h, growing the table when it holds more tuples than buckets).
-func (t *Tracker) replace(h uint64, old *Conn, link **Conn, n *Conn) {
+// replace puts n, in slot nr, in old's place, at link (old nil: at the
+// head of bucket h, growing the table when it holds more tuples than
+// buckets).
+func (t *Tracker) replace(h uint64, old *Conn, link *connRef, n *Conn, nr connRef) {
 	if old == nil {
 		t.nflows++
 		if t.nflows > len(t.flows) {
@@ -348,24 +359,25 @@ func (t *Tracker) replace(h uint64, old *Conn, link **Conn, n *Conn) {
 		}
 		head := t.bucket(h)
 		n.next = *head
-		*head = n
+		*head = nr
 		return
 	}
-	n.next, old.next = old.next, nil
-	*link = n
+	n.next, old.next = old.next, 0
+	*link = nr
 }
 
 // grow doubles the flow table.
 func (t *Tracker) grow() {
 	old := t.flows
-	t.flows = make([]*Conn, 2*len(old))
-	for _, c := range old {
-		for c != nil {
+	t.flows = make([]connRef, 2*len(old))
+	for _, r := range old {
+		for r != 0 {
+			c := t.slab.at(r)
 			next := c.next
 			head := t.bucket(pairHash(c.Client(), c.Server()))
 			c.next = *head
-			*head = c
-			c = next
+			*head = r
+			r = next
 		}
 	}
 }
@@ -377,8 +389,19 @@ func (t *Tracker) unlink(c *Conn) {
 		return
 	}
 	*link = c.next
-	c.next = nil
+	c.next = 0
 	t.nflows--
+}
+
+// forget drops the connection in slot r, which the caller removes from
+// t.conns: out of the flow table (unless a later connection on its tuple
+// took its place there) and back to the slab.
+func (t *Tracker) forget(r connRef) {
+	c := t.slab.at(r)
+	if !c.superseded {
+		t.unlink(c)
+	}
+	t.slab.release(r)
 }
 
 // Feed processes the next packet. Packets must come in timestamp order;
@@ -403,7 +426,7 @@ func (t *Tracker) feed(p *capture.Packet, id, h uint64) {
 	}
 	c, link := t.lookup(h, p.Src, p.Dst)
 	if c == nil || t.newIncarnation(c, p, now) {
-		n := t.newConn(p, now)
+		nr, n := t.newConn(p, now)
 		n.id = id
 		if c != nil {
 			c.superseded = true
@@ -417,7 +440,7 @@ func (t *Tracker) feed(p *capture.Packet, id, h uint64) {
 			n.vs, n.hasVS = c.vs, c.hasVS
 			c.hasCT, c.hasVS = false, false
 		}
-		t.replace(h, c, link, n)
+		t.replace(h, c, link, n, nr)
 		c = n
 	}
 	t.packet(c, p, now)
@@ -509,9 +532,10 @@ func (t *Tracker) sweep(now int64) { t.sweepIDs(now, nil) }
 func (t *Tracker) sweepIDs(now int64, ids *[]uint64) {
 	t.sinceSweep = 0
 	out := t.conns[:0]
-	for _, c := range t.conns {
+	for _, r := range t.conns {
+		c := t.slab.at(r)
 		if !t.final(c, now) {
-			out = append(out, c)
+			out = append(out, r)
 			continue
 		}
 		t.finish(c, now)
@@ -520,11 +544,8 @@ func (t *Tracker) sweepIDs(now int64, ids *[]uint64) {
 		if ids != nil {
 			*ids = append(*ids, c.id)
 		}
-		if !c.superseded {
-			t.unlink(c)
-		}
+		t.forget(r)
 	}
-	clear(t.conns[len(out):])
 	t.conns = out
 	t.held = len(out)
 }
@@ -544,8 +565,10 @@ func (c *Conn) side(src netip.AddrPort) int {
 	return 1
 }
 
-func (t *Tracker) newConn(p *capture.Packet, now int64) *Conn {
-	c := &Conn{first: now}
+// newConn starts a connection with p, its first packet, at now.
+func (t *Tracker) newConn(p *capture.Packet, now int64) (connRef, *Conn) {
+	r, c := t.slab.alloc()
+	c.first = now
 	c.dir[0].ws, c.dir[1].ws = -1, -1
 	syn, ack := p.Flags.Has(header.SYN), p.Flags.Has(header.ACK)
 	switch {
@@ -574,8 +597,8 @@ func (t *Tracker) newConn(p *capture.Packet, now int64) *Conn {
 		c.keep = true
 		c.ext()
 	}
-	t.conns = append(t.conns, c)
-	return c
+	t.conns = append(t.conns, r)
+	return r, c
 }
 
 // recorder returns the recorder of side d's transitions.
@@ -1046,8 +1069,8 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 // kept records are complete. Call it once, after the last Feed.
 func (t *Tracker) Finish(at time.Time) {
 	now := at.UnixNano()
-	for _, c := range t.conns {
-		t.finish(c, now)
+	for _, r := range t.conns {
+		t.finish(t.slab.at(r), now)
 	}
 }
 
@@ -1080,16 +1103,14 @@ func (t *Tracker) TransitionCounts() map[trace.DiagramKey]uint64 {
 func (t *Tracker) Prune(at time.Time, keep time.Duration) {
 	out := t.conns[:0]
 	now := at.UnixNano()
-	for _, c := range t.conns {
+	for _, r := range t.conns {
+		c := t.slab.at(r)
 		v := t.view(c, now)
 		if v.Ended && v.ConntrackState == "" && v.IPVSState == "" && now-c.last > int64(keep) {
-			if !c.superseded {
-				t.unlink(c)
-			}
+			t.forget(r)
 			continue
 		}
-		out = append(out, c)
+		out = append(out, r)
 	}
-	clear(t.conns[len(out):])
 	t.conns = out
 }

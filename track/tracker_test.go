@@ -212,8 +212,8 @@ func TestSimultaneousOpen(t *testing.T) {
 	h.C(SA, 100, 501, 0)
 	h.S(SA, 500, 101, 0)
 	h.want(tcp.Established, tcp.Established)
-	if h.tr.conns[0].ep[1].initial != tcp.Closed {
-		t.Errorf("server initial %v, want CLOSED", h.tr.conns[0].ep[1].initial)
+	if h.tr.Conns()[0].ep[1].initial != tcp.Closed {
+		t.Errorf("server initial %v, want CLOSED", h.tr.Conns()[0].ep[1].initial)
 	}
 }
 
@@ -429,7 +429,7 @@ func TestRecordsLadder(t *testing.T) {
 	h.S(FA, 501, 102, 0) // retransmitted: the client's ACK was lost
 	h.C(A, 102, 502, 0)
 	h.tr.Finish(h.now.Add(2 * time.Minute))
-	recs := h.tr.conns[0].Records()
+	recs := h.tr.Conns()[0].Records()
 	var b bytes.Buffer
 	if err := trace.Ladder(&b, recs, trace.LadderOptions{}); err != nil {
 		t.Fatal(err)

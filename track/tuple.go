@@ -20,6 +20,9 @@ func (c *Conn) setTuple(client, server netip.AddrPort) {
 	c.v4, c.v6 = [2][4]byte{}, &[2]netip.Addr{ca, sa}
 }
 
+// isV6 reports whether c's pair is not plain IPv4 (held in v6).
+func (c *Conn) isV6() bool { return c.v6 != nil }
+
 // at is endpoint i (0 client, 1 server).
 func (c *Conn) at(i int) netip.AddrPort {
 	if c.v6 != nil {

@@ -71,7 +71,8 @@ type ConnView struct {
 func (t *Tracker) Snapshot(at time.Time) []ConnView {
 	out := make([]ConnView, 0, len(t.conns))
 	now := at.UnixNano()
-	for _, c := range t.conns {
+	for _, r := range t.conns {
+		c := t.slab.at(r)
 		if c.heldN() > 0 {
 			t.release(c, now, false)
 		}
