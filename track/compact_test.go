@@ -23,7 +23,7 @@ func TestConnSize(t *testing.T) {
 		got, want uintptr
 	}{
 		{"Conn", unsafe.Sizeof(Conn{}), 480},
-		{"conntrack.Entry", unsafe.Sizeof(conntrack.Entry{}), 64},
+		{"conntrack.Entry", unsafe.Sizeof(conntrack.Entry{}), 48},
 		{"ipvs.Entry", unsafe.Sizeof(ipvs.Entry{}), 16},
 		{"zeek.Flow", unsafe.Sizeof(zeek.Flow{}), 112},
 		{"dirStats", unsafe.Sizeof(dirStats{}), 40},

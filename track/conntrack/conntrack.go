@@ -98,47 +98,118 @@ func (o Outcome) String() string {
 	return "?"
 }
 
-// side is what the model keeps per direction (the kernel's
-// struct ip_ct_tcp_state, reduced).
+// side is the sequence state the model keeps per direction (the
+// kernel's struct ip_ct_tcp_state, reduced); its yes/no facts are bits of
+// Entry.sideBits (sideFlag).
 type side struct {
-	end       seqnum.Value // td_end: highest seq+len (+SYN, +FIN) sent
-	maxack    seqnum.Value // td_maxack: highest ACK sent
-	seen      bool         // td_maxwin != 0: this direction has been initialised
-	maxackSet bool         // IP_CT_TCP_FLAG_MAXACK_SET
-	unacked   bool         // IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED
-	closeInit bool         // IP_CT_TCP_FLAG_CLOSE_INIT: this side sent the first FIN
+	end    seqnum.Value // td_end: highest seq+len (+SYN, +FIN) sent
+	maxack seqnum.Value // td_maxack: highest ACK sent
 }
+
+// sideFlag is one of a direction's yes/no facts; direction d's are bits
+// 4d to 4d+3 of Entry.sideBits.
+type sideFlag uint8
+
+const (
+	sideSeen      sideFlag = 1 << iota // td_maxwin != 0: this direction has been initialised
+	sideMaxackSet                      // IP_CT_TCP_FLAG_MAXACK_SET
+	sideUnacked                        // IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED
+	sideCloseInit                      // IP_CT_TCP_FLAG_CLOSE_INIT: this side sent the first FIN
+)
+
+// entryFlag is one of an entry's yes/no facts, bits of Entry.flags.
+type entryFlag uint8
+
+const (
+	efSimOpen   entryFlag = 1 << iota // IP_CT_TCP_SIMULTANEOUS_OPEN in last_flags
+	efChallenge                       // IP_CT_EXP_CHALLENGE_ACK in last_flags
+	efAlive                           // the kernel holds the entry
+	efRev                             // the entry's ORIGINAL is the caller's Reply direction
+	efAssured                         // IPS_ASSURED_BIT
+	efReplied                         // IPS_SEEN_REPLY_BIT
+	efLastReply                       // last_dir is Reply
+)
 
 // Entry is one conntrack entry for a TCP connection.
 //
-// An Entry is kept small (64 bytes), as a tracker holds one per
+// An Entry is kept small (48 bytes), as a tracker holds one per
 // connection: the settings are a 16-bit index into a registry of shared
-// settings, the deadline is in Unix nanoseconds, the counters are 32
-// bits, and the fields are ordered so that no padding is needed.
+// settings, the deadline is in Unix nanoseconds, the yes/no facts are
+// bits (sideFlag, entryFlag), the last packet's class and the last
+// outcome share a byte, and the fields are ordered so that no padding is
+// needed.
 type Entry struct {
 	deadline int64 // Unix nanoseconds
 
 	sides [2]side
 
-	// The kernel's struct ip_ct_tcp "last packet" fields.
-	lastSeq   seqnum.Value
-	lastAck   seqnum.Value
-	lastEnd   seqnum.Value
-	retrans   int32
-	lastWin   uint16
-	lastDir   Dir
-	lastIndex class
-	simOpen   bool // IP_CT_TCP_SIMULTANEOUS_OPEN in last_flags
-	challenge bool // IP_CT_EXP_CHALLENGE_ACK in last_flags
+	// The kernel's struct ip_ct_tcp "last packet" fields (last_dir is
+	// efLastReply, last_index the low half of lastIO).
+	lastSeq seqnum.Value
+	lastAck seqnum.Value
+	lastEnd seqnum.Value
+	retrans int32
+	lastWin uint16
 
-	alive   bool
-	rev     bool // the entry's ORIGINAL is the caller's Reply direction
-	state   State
-	assured bool // IPS_ASSURED_BIT
-	replied bool // IPS_SEEN_REPLY_BIT
-	last    Outcome
-	cfg     uint16 // index of the settings in the registry (settings.go)
+	cfg      uint16 // index of the settings in the registry (settings.go)
+	sideBits uint8  // sideFlag bits of both directions
+	flags    entryFlag
+	state    State
+	lastIO   uint8 // last_index (class) in the low 4 bits, the last Outcome in the high 4
 }
+
+// is reports whether fact f holds.
+func (e *Entry) is(f entryFlag) bool { return e.flags&f != 0 }
+
+// mark sets fact f to v.
+func (e *Entry) mark(f entryFlag, v bool) {
+	if v {
+		e.flags |= f
+	} else {
+		e.flags &^= f
+	}
+}
+
+// sideIs reports whether fact f holds for direction d.
+func (e *Entry) sideIs(d Dir, f sideFlag) bool { return e.sideBits>>(4*d)&uint8(f) != 0 }
+
+// markSide sets fact f of direction d to v.
+func (e *Entry) markSide(d Dir, f sideFlag, v bool) {
+	b := uint8(f) << (4 * d)
+	if v {
+		e.sideBits |= b
+	} else {
+		e.sideBits &^= b
+	}
+}
+
+// resetSide makes direction d's state fresh: seen up to end when seen is
+// set, else unseen and zero.
+func (e *Entry) resetSide(d Dir, seen bool, end seqnum.Value) {
+	e.sides[d] = side{end: end}
+	e.sideBits &^= 0xf << (4 * d)
+	e.markSide(d, sideSeen, seen)
+}
+
+// lastDir is the kernel's last_dir.
+func (e *Entry) lastDir() Dir {
+	if e.is(efLastReply) {
+		return Reply
+	}
+	return Original
+}
+
+// lastIndex is the kernel's last_index.
+func (e *Entry) lastIndex() class { return class(e.lastIO & 0xf) }
+
+// setLast sets last_dir and last_index.
+func (e *Entry) setLast(d Dir, idx class) {
+	e.mark(efLastReply, d == Reply)
+	e.lastIO = e.lastIO&0xf0 | uint8(idx)&0xf
+}
+
+// setOutcome records what happened to the last packet.
+func (e *Entry) setOutcome(o Outcome) { e.lastIO = e.lastIO&0x0f | uint8(o)<<4 }
 
 // New creates the entry the kernel would create for first, with the
 // kernel's default settings. It returns false when conntrack would create no
@@ -196,7 +267,7 @@ func makeEntry(first Packet, cfg uint16) (Entry, bool) {
 // first packet of a new entry, exactly as New treats it, and LastOutcome
 // reports Created or Refused.
 func (e *Entry) Update(p Packet) {
-	if !e.alive || p.T.UnixNano() >= e.deadline {
+	if !e.is(efAlive) || p.T.UnixNano() >= e.deadline {
 		e.recreate(p)
 		return
 	}
@@ -209,7 +280,7 @@ func (e *Entry) Update(p Packet) {
 // expired) and after a deletion; then At returns "", 0, false.
 func (e *Entry) At(t time.Time) (state string, expire time.Duration, alive bool) {
 	now := t.UnixNano()
-	if !e.alive || now >= e.deadline {
+	if !e.is(efAlive) || now >= e.deadline {
 		return "", 0, false
 	}
 	return e.state.String(), time.Duration(e.deadline - now), true
@@ -220,20 +291,20 @@ func (e *Entry) State() State { return e.state }
 
 // Assured reports the [ASSURED] flag: set when traffic has been seen both
 // ways and the connection reached ESTABLISHED (nf_conntrack_tcp_packet).
-func (e *Entry) Assured() bool { return e.alive && e.assured }
+func (e *Entry) Assured() bool { return e.is(efAlive) && e.is(efAssured) }
 
 // Unreplied reports the [UNREPLIED] flag: no packet in the reply direction
 // has been accepted yet.
-func (e *Entry) Unreplied() bool { return e.alive && !e.replied }
+func (e *Entry) Unreplied() bool { return e.is(efAlive) && !e.is(efReplied) }
 
 // Reversed reports whether the current entry's original direction is the
 // caller's Reply direction. That happens when an entry is replaced by one
 // created from a Reply-direction packet (a reopening SYN, or a new entry
 // after expiry).
-func (e *Entry) Reversed() bool { return e.rev }
+func (e *Entry) Reversed() bool { return e.is(efRev) }
 
 // LastOutcome says what happened to the last packet.
-func (e *Entry) LastOutcome() Outcome { return e.last }
+func (e *Entry) LastOutcome() Outcome { return Outcome(e.lastIO >> 4) }
 
 // Retrans is the kernel's retransmission counter: how many identical
 // ACK-class packets in a row were seen.
@@ -245,11 +316,11 @@ func (e *Entry) recreate(p Packet) {
 	fresh := Entry{cfg: e.cfg}
 	p.Dir = Original
 	if !fresh.create(p) {
-		e.alive = false
-		e.last = Refused
+		e.mark(efAlive, false)
+		e.setOutcome(Refused)
 		return
 	}
-	fresh.rev = rev
+	fresh.mark(efRev, rev)
 	*e = fresh
 }
 
@@ -306,7 +377,7 @@ func segEnd(p Packet) seqnum.Value {
 // already Original), then processes it as nf_conntrack_tcp_packet does.
 func (e *Entry) create(p Packet) bool {
 	if !validFlags(p.Flags) {
-		e.last = Refused
+		e.setOutcome(Refused)
 		return false
 	}
 	idx := classify(p.Flags)
@@ -314,24 +385,24 @@ func (e *Entry) create(p Packet) bool {
 	switch {
 	case next == SynSent:
 		// tcp_new: a SYN initialises the original side.
-		e.sides[Original] = side{seen: true, end: segEnd(p)}
+		e.resetSide(Original, true, segEnd(p))
 	case next == Established && e.conf().Loose:
 		// tcp_new with tcp_loose: picked up mid-stream; the kernel also
 		// marks both sides "be liberal", which only matters for the window
 		// checks this model does not make.
-		e.sides[Original] = side{seen: true, end: segEnd(p)}
+		e.resetSide(Original, true, segEnd(p))
 	default:
-		e.last = Refused
+		e.setOutcome(Refused)
 		return false
 	}
-	e.alive = true
+	e.mark(efAlive, true)
 	e.state = None
-	e.lastIndex = clsNone
+	e.setLast(e.lastDir(), clsNone)
 	e.packet(p)
-	if e.last == Tracked {
-		e.last = Created
+	if e.LastOutcome() == Tracked {
+		e.setOutcome(Created)
 	}
-	return e.alive
+	return e.is(efAlive)
 }
 
 // action is how nf_conntrack_tcp_packet's special cases continue.
@@ -350,11 +421,11 @@ func (e *Entry) packet(p Packet) {
 	if p.Dir != Original {
 		dir = Reply
 	}
-	if e.rev {
+	if e.is(efRev) {
 		dir ^= 1
 	}
 	if !validFlags(p.Flags) {
-		e.last = Untracked
+		e.setOutcome(Untracked)
 		return
 	}
 	idx := classify(p.Flags)
@@ -370,8 +441,8 @@ func (e *Entry) packet(p Packet) {
 		// RFC 1122 reopening from TIME_WAIT/CLOSE: if the old connection was
 		// closed (a FIN was seen) or this side reset it, the kernel deletes
 		// the entry and processes the SYN as the first packet of a new one.
-		if e.sides[0].closeInit || e.sides[1].closeInit ||
-			(e.lastDir == dir && e.lastIndex == clsRst) {
+		if e.sideIs(0, sideCloseInit) || e.sideIs(1, sideCloseInit) ||
+			(e.lastDir() == dir && e.lastIndex() == clsRst) {
 			e.recreate(p)
 			return
 		}
@@ -388,21 +459,21 @@ func (e *Entry) packet(p Packet) {
 		}
 		old, next = SynSent, SynRecv
 	case inv:
-		e.last = Invalid
+		e.setOutcome(Invalid)
 		return
 	case TimeWait:
 		// RFC 5961 challenge ACK answering an ignored SYN in LAST_ACK must
 		// not be taken for the last ACK.
-		if old == LastAck && idx == clsAck && e.lastDir != dir &&
-			e.lastIndex == clsSyn && e.challenge {
-			e.challenge = false
+		if old == LastAck && idx == clsAck && e.lastDir() != dir &&
+			e.lastIndex() == clsSyn && e.is(efChallenge) {
+			e.mark(efChallenge, false)
 			e.acceptUnchanged(dir)
 			return
 		}
 	case SynSent2:
-		e.simOpen = true
+		e.mark(efSimOpen, true)
 	case SynRecv:
-		if dir == Reply && idx == clsAck && e.simOpen {
+		if dir == Reply && idx == clsAck && e.is(efSimOpen) {
 			next = Established
 		}
 	case Close:
@@ -424,25 +495,23 @@ func (e *Entry) packet(p Packet) {
 // packet is a SYN,ACK answering a SYN the tracker had ignored (the caller
 // then moves SYN_SENT -> SYN_RECV), and stop otherwise.
 func (e *Entry) ignore(p Packet, dir Dir, idx class, old State) action {
-	if idx == clsSynAck && e.lastIndex == clsSyn && e.lastDir != dir && p.Ack == e.lastEnd {
+	if idx == clsSynAck && e.lastIndex() == clsSyn && e.lastDir() != dir && p.Ack == e.lastEnd {
 		// The endpoints are in sync and the tracker is not: take the
 		// annotated SYN as the opening of a new handshake.
-		ld := e.lastDir
-		e.sides[ld] = side{seen: true, end: e.lastEnd}
-		e.sides[dir] = side{}
-		e.challenge = false
+		e.resetSide(e.lastDir(), true, e.lastEnd)
+		e.resetSide(dir, false, 0)
+		e.mark(efChallenge, false)
 		return doWindow
 	}
-	e.lastIndex = idx
-	e.lastDir = dir
+	e.setLast(dir, idx)
 	e.lastSeq = p.Seq
 	e.lastEnd = segEnd(p)
 	e.lastWin = p.Window
 	if idx == clsSyn && dir == Original {
 		// last_flags is reset to the SYN's options; the model keeps only
 		// the two flags it uses.
-		e.simOpen = false
-		e.challenge = old == LastAck
+		e.mark(efSimOpen, false)
+		e.mark(efChallenge, old == LastAck)
 	}
 	if old == SynSent && idx == clsAck && dir == Reply {
 		e.lastAck = p.Ack // possible challenge ACK answering the SYN
@@ -455,9 +524,9 @@ func (e *Entry) ignore(p Packet, dir Dir, idx class, old State) action {
 // without touching state or timer; the core still marks the entry replied.
 func (e *Entry) acceptUnchanged(dir Dir) {
 	if dir == Reply {
-		e.replied = true
+		e.mark(efReplied, true)
 	}
-	e.last = Ignored
+	e.setOutcome(Ignored)
 }
 
 // canEarlyDrop is tcp_can_early_drop.
@@ -475,29 +544,29 @@ func (e *Entry) rstChecks(p Packet, dir Dir, old, next State) (State, action) {
 		return next, skipWindow
 	}
 	peer := &e.sides[dir^1]
-	established := old == Established && e.assured
-	if peer.maxackSet && e.lastIndex != clsSyn {
+	established := old == Established && e.is(efAssured)
+	if e.sideIs(dir^1, sideMaxackSet) && e.lastIndex() != clsSyn {
 		seq := p.Seq
 		switch {
 		case seq == 0 && !established:
 			return next, doWindow
 		case seq.LessThan(peer.maxack):
-			e.last = Invalid // "invalid rst" (nf_conntrack_tcp_ignore_invalid_rst = 0)
+			e.setOutcome(Invalid) // "invalid rst" (nf_conntrack_tcp_ignore_invalid_rst = 0)
 			return next, stop
 		case !established || seq == peer.maxack:
 			return next, doWindow
-		case e.lastIndex == clsAck && e.lastDir == dir && seq == e.lastEnd:
+		case e.lastIndex() == clsAck && e.lastDir() == dir && seq == e.lastEnd:
 			return next, doWindow // the RST ends a train of data
 		}
 		// The RST's sequence number is not exact: keep the state so that
 		// a challenge ACK can follow (the timeout still drops to CLOSE's).
 		next = old
 	}
-	if ((e.replied && e.lastIndex == clsSyn) || (!e.assured && e.lastIndex == clsAck)) &&
+	if ((e.is(efReplied) && e.lastIndex() == clsSyn) || (!e.is(efAssured) && e.lastIndex() == clsAck)) &&
 		p.Ack == e.lastEnd {
 		return next, skipWindow // RST answering a SYN/ACK we let through
 	}
-	if old == SynSent && e.lastIndex == clsAck && e.lastDir == Reply && p.Seq == e.lastAck {
+	if old == SynSent && e.lastIndex() == clsAck && e.lastDir() == Reply && p.Seq == e.lastAck {
 		return next, skipWindow // RST answering a challenge ACK
 	}
 	return next, doWindow
@@ -509,14 +578,14 @@ func (e *Entry) window(p Packet, dir Dir, idx class, old State) {
 	snd, rcv := &e.sides[dir], &e.sides[dir^1]
 	seq, ack, end := p.Seq, p.Ack, segEnd(p)
 	hasAck := p.Flags.Has(header.ACK)
-	if !snd.seen {
-		snd.seen = true
+	if !e.sideIs(dir, sideSeen) {
+		e.markSide(dir, sideSeen, true)
 		snd.end = end
 		if p.Flags.Has(header.SYN) {
 			if !hasAck {
 				return // simultaneous open: nothing more to learn
 			}
-		} else if !rcv.seen {
+		} else if !e.sideIs(dir^1, sideSeen) {
 			rcv.end = ack // keep the ACK checks passable until it is seen
 		}
 	} else if p.Flags.Has(header.SYN) && end.GreaterThan(snd.end) && (old == SynSent || old == SynRecv) {
@@ -535,23 +604,24 @@ func (e *Entry) window(p Packet, dir Dir, idx class, old State) {
 	}
 	if end.GreaterThan(snd.end) {
 		snd.end = end
-		snd.unacked = true
+		e.markSide(dir, sideUnacked, true)
 	}
 	if hasAck {
-		if !snd.maxackSet || ack.GreaterThan(snd.maxack) {
+		if !e.sideIs(dir, sideMaxackSet) || ack.GreaterThan(snd.maxack) {
 			snd.maxack = ack
-			snd.maxackSet = true
+			e.markSide(dir, sideMaxackSet, true)
 		}
 	}
 	if ack.GreaterThanEq(rcv.end) {
-		rcv.unacked = false
+		e.markSide(dir^1, sideUnacked, false)
 	}
 	if idx == clsAck {
-		if e.lastDir == dir && e.lastSeq == seq && e.lastAck == ack &&
+		if e.lastDir() == dir && e.lastSeq == seq && e.lastAck == ack &&
 			e.lastEnd == end && e.lastWin == p.Window {
 			e.retrans++
 		} else {
-			e.lastDir, e.lastSeq, e.lastAck, e.lastEnd, e.lastWin = dir, seq, ack, end, p.Window
+			e.mark(efLastReply, dir == Reply)
+			e.lastSeq, e.lastAck, e.lastEnd, e.lastWin = seq, ack, end, p.Window
 			e.retrans = 0
 		}
 	}
@@ -560,11 +630,10 @@ func (e *Entry) window(p Packet, dir Dir, idx class, old State) {
 // commit is the in_window tail of nf_conntrack_tcp_packet: the state
 // change, the timeout choice and the ASSURED/UNREPLIED handling.
 func (e *Entry) commit(p Packet, dir Dir, idx class, old, next State) {
-	e.lastIndex = idx
-	e.lastDir = dir
+	e.setLast(dir, idx)
 	e.state = next
 	if old != next && next == FinWait {
-		e.sides[dir].closeInit = true
+		e.markSide(dir, sideCloseInit, true)
 	}
 
 	c := e.conf()
@@ -574,19 +643,19 @@ func (e *Entry) commit(p Packet, dir Dir, idx class, old, next State) {
 		timeout = c.MaxRetrans
 	case idx == clsRst:
 		timeout = c.Close
-	case (e.sides[0].unacked || e.sides[1].unacked) && timeout > c.Unacknowledged:
+	case (e.sideIs(0, sideUnacked) || e.sideIs(1, sideUnacked)) && timeout > c.Unacknowledged:
 		timeout = c.Unacknowledged
 	case e.lastWin == 0 && timeout > c.MaxRetrans:
 		timeout = c.MaxRetrans
 	}
-	e.last = Tracked
+	e.setOutcome(Tracked)
 
-	if !e.replied {
+	if !e.is(efReplied) {
 		if p.Flags.Has(header.RST) {
 			// Only a RST came back (or the originator gave up): the kernel
 			// deletes the entry at once.
-			e.alive = false
-			e.last = Deleted
+			e.mark(efAlive, false)
+			e.setOutcome(Deleted)
 			return
 		}
 		if idx == clsSyn && old == SynSent {
@@ -598,8 +667,8 @@ func (e *Entry) commit(p Packet, dir Dir, idx class, old, next State) {
 			// Picked up mid-stream without a reply yet.
 			timeout = c.Unacknowledged
 		}
-	} else if !e.assured && (old == SynRecv || old == Established) && next == Established {
-		e.assured = true
+	} else if !e.is(efAssured) && (old == SynRecv || old == Established) && next == Established {
+		e.mark(efAssured, true)
 	}
 	e.deadline = p.T.UnixNano() + int64(timeout)
 	e.markReplied(dir)
@@ -609,6 +678,6 @@ func (e *Entry) commit(p Packet, dir Dir, idx class, old, next State) {
 // tracker returned success.
 func (e *Entry) markReplied(dir Dir) {
 	if dir == Reply {
-		e.replied = true
+		e.mark(efReplied, true)
 	}
 }
