@@ -28,8 +28,8 @@ func TestHistoryPacking(t *testing.T) {
 		if got, exp := h.synThenRst(), synThenRst(want); got != exp {
 			t.Errorf("%q: synThenRst %v, want %v", want, got, exp)
 		}
-		if inline := len(want) <= histInline && !strings.Contains(want, "?"); inline != (h.more == nil) {
-			t.Errorf("%q: allocated %v", want, h.more != nil)
+		if inline := len(want) <= histInline && !strings.Contains(want, "?"); inline == h.overflowed() {
+			t.Errorf("%q: overflowed %v", want, h.overflowed())
 		}
 	}
 }

@@ -68,27 +68,90 @@ type Packet struct {
 	SrcPort, DstPort uint16
 }
 
-// endpoint is the part of Zeek's TCP_Endpoint the model needs, kept
-// small since a tracker holds two per connection: the thresholds of the
-// scaled history letters (1, 10, 100, ...) are held as their exponent,
-// and FIN_cnt, whose only use is "a FIN was seen" (TCP_Endpoint::Size),
-// saturates at 255.
+// endpoint is the part of Zeek's TCP_Endpoint the model needs that a
+// Flow holds inline, as the packet functions work on it: loaded from the
+// Flow (load) and stored back (store). The rest, rarely other than zero,
+// is in the Flow's rare part: hist_last_SYN and hist_last_RST, and the
+// retransmission, zero-window and bad-checksum counts past a few.
 type endpoint struct {
 	start   seqnum.Value // start_seq
 	last    seqnum.Value // last_seq: one past the highest sequence sent
 	ack     seqnum.Value // ack_seq: the highest ACK the peer sent for it
-	lastSYN int32        // hist_last_SYN (a relative sequence number: 32 bits)
-	lastRST int32        // hist_last_RST
 	lastFIN uint32       // hist_last_FIN, its low 32 bits (see updateHistory)
-	rxmt    uint32       // retransmissions
-	win0    uint32       // zero windows
-	chk     uint32       // bad checksums
 	state   EndpointState
 	prev    EndpointState
-	finCnt  uint8 // FIN_cnt (saturating)
-	rxmtTh  uint8 // the next threshold of rxmt, as a power of 10
-	win0Th  uint8 // the same for win0
-	chkTh   uint8 // the same for chk
+	finSeen bool // FIN_cnt > 0, its only use (TCP_Endpoint::Size)
+}
+
+// counter names one of an endpoint's counted history letters.
+type counter uint8
+
+const (
+	cntRxmt counter = iota // retransmissions ('T')
+	cntWin0                // zero windows ('W')
+	cntChk                 // bad checksums ('C')
+	numCounters
+)
+
+// rare is the part of a Flow allocated when first needed: history letters
+// past the inline ones, a non-zero hist_last_SYN or any hist_last_RST,
+// and the counts of the scaled history letters once past what Flow.cnt
+// holds, with the next threshold of each as a power of 10.
+type rare struct {
+	more    []byte
+	lastSYN [2]int32
+	lastRST [2]int32
+	count   [2][numCounters]uint32
+	th      [2][numCounters]uint8
+}
+
+// The bits of Flow.cnt[i]: the endpoint's retransmissions (bits 0-2) and
+// zero windows (bits 3-5) while fewer than cntInRare, and whether it sent
+// a FIN.
+const (
+	cntBits   = 3
+	cntInRare = 1<<cntBits - 1 // the count is in rare
+	cntFin    = 1 << (2 * cntBits)
+)
+
+// load returns endpoint i of f.
+func (f *Flow) load(i uint8) endpoint {
+	return endpoint{start: f.start[i], last: f.last[i], ack: f.ack[i], lastFIN: f.lastFIN[i],
+		state: f.state[i], prev: f.prev[i], finSeen: f.cnt[i]&cntFin != 0}
+}
+
+// store puts e back as endpoint i of f.
+func (f *Flow) store(i uint8, e *endpoint) {
+	f.start[i], f.last[i], f.ack[i], f.lastFIN[i] = e.start, e.last, e.ack, e.lastFIN
+	f.state[i], f.prev[i] = e.state, e.prev
+	f.cnt[i] &^= cntFin
+	if e.finSeen {
+		f.cnt[i] |= cntFin
+	}
+}
+
+// rare returns f's rare part, allocating it.
+func (f *Flow) rare() *rare {
+	if f.hist.x == nil {
+		f.hist.x = &rare{}
+	}
+	return f.hist.x
+}
+
+// lastSYN is hist_last_SYN of endpoint i: zero unless set otherwise.
+func (f *Flow) lastSYN(i uint8) int32 {
+	if x := f.hist.x; x != nil {
+		return x.lastSYN[i]
+	}
+	return 0
+}
+
+// setLastSYN sets hist_last_SYN of endpoint i, allocating the rare part
+// only for a value other than zero.
+func (f *Flow) setLastSYN(i uint8, v int32) {
+	if v != 0 || f.hist.x != nil {
+		f.rare().lastSYN[i] = v
+	}
 }
 
 // setState is TCP_Endpoint::SetState: prev_state changes only on a change.
@@ -113,21 +176,39 @@ func (e *endpoint) size(peer *endpoint) uint64 {
 		return 0
 	}
 	n := uint64(d) - 1 // the SYN's octet
-	if e.finCnt > 0 && n != 0 {
+	if e.finSeen && n != 0 {
 		n--
 	}
 	return n
 }
 
 // Flow is Zeek's view of one TCP connection.
+//
+// It is kept small (56 bytes), as a tracker holds one per connection:
+// the endpoints' fields are held as pairs (index 0 the first packet's
+// sender), what is rarely other than zero is in a part allocated when
+// first needed (rare), and the yes/no facts are bits.
 type Flow struct {
-	ep      [2]endpoint // the endpoints, held by value so a Flow is one allocation
-	hist    history
-	seen    uint32 // hist_seen: one bit per (letter, role)
-	orig    uint8  // index in ep of Zeek's current originator (the other is the responder)
-	started bool
-	flipped bool
+	hist    history // the history letters; hist.x is the rare part
+	start   [2]seqnum.Value
+	last    [2]seqnum.Value
+	ack     [2]seqnum.Value
+	lastFIN [2]uint32
+	state   [2]EndpointState
+	prev    [2]EndpointState
+	cnt     [2]uint8 // small counts and the FIN bit (cntBits, cntFin)
+	// seen is hist_seen, one bit per letter (histSYN ...) for the
+	// originator and the same shifted by respShift for the responder,
+	// and flowStarted and flowFlipped.
+	seen uint16
 }
+
+// The bits of Flow.seen past the letters.
+const (
+	respShift   = 7
+	flowStarted = 1 << 14 // a packet was seen
+	flowFlipped = 1 << 15 // the roles are swapped: the originator is endpoint 1
+)
 
 // histInline is how many history letters a Flow holds without allocating:
 // a complete connection's history ("ShADadFf", with a few 't' or '^') fits.
@@ -149,23 +230,26 @@ var histCode = func() (t [256]uint8) {
 
 // history is a history string: its first histInline letters packed inline
 // (bits 0-3 the count, then 5 bits a letter), the rest (rare: long runs of
-// scaled letters, or a letter outside histLetters) in an allocation. It is
-// 16 bytes where the letters as bytes would take 24.
+// scaled letters, or a letter outside histLetters) in the Flow's rare
+// part. It is 16 bytes where the letters as bytes would take 24.
 type history struct {
-	more   *[]byte
+	x      *rare
 	packed uint64
 }
 
+// overflowed reports whether letters went past the inline ones.
+func (h *history) overflowed() bool { return h.x != nil && len(h.x.more) > 0 }
+
 func (h *history) add(c byte) {
 	n := h.packed & 15
-	if code := histCode[c]; code != 0 && n < histInline && h.more == nil {
+	if code := histCode[c]; code != 0 && n < histInline && !h.overflowed() {
 		h.packed += uint64(code)<<(4+5*n) + 1
 		return
 	}
-	if h.more == nil {
-		h.more = new([]byte)
+	if h.x == nil {
+		h.x = &rare{}
 	}
-	*h.more = append(*h.more, c)
+	h.x.more = append(h.x.more, c)
 }
 
 // inline decodes the inline letters into buf.
@@ -180,7 +264,7 @@ func (h *history) inline(buf *[histInline]byte) []byte {
 // synThenRst is synThenRst of the history, without making its string
 // when it is all inline.
 func (h *history) synThenRst() bool {
-	if h.more == nil {
+	if !h.overflowed() {
 		var buf [histInline]byte
 		return synThenRst(h.inline(&buf))
 	}
@@ -189,10 +273,10 @@ func (h *history) synThenRst() bool {
 
 func (h *history) String() string {
 	var buf [histInline]byte
-	if h.more == nil {
+	if !h.overflowed() {
 		return string(h.inline(&buf))
 	}
-	return string(h.inline(&buf)) + string(*h.more)
+	return string(h.inline(&buf)) + string(h.x.more)
 }
 
 // New returns an empty Flow. Its role heuristic uses
@@ -220,29 +304,35 @@ func noServerPorts(uint16) bool { return false }
 
 // Flipped reports whether Zeek has swapped the roles, so that its
 // originator is the receiver of the first packet.
-func (f *Flow) Flipped() bool { return f.flipped }
+func (f *Flow) Flipped() bool { return f.seen&flowFlipped != 0 }
 
 // History is the history string conn.log would show.
 func (f *Flow) History() string { return f.hist.String() }
 
 // OrigState and RespState are the endpoint states of Zeek's current
 // originator and responder.
-func (f *Flow) OrigState() EndpointState { return f.role(0).state }
+func (f *Flow) OrigState() EndpointState { return f.state[f.role(0)] }
 
 // RespState: see OrigState.
-func (f *Flow) RespState() EndpointState { return f.role(1).state }
+func (f *Flow) RespState() EndpointState { return f.state[f.role(1)] }
 
-// role returns the originator (r = 0) or the responder (r = 1).
-func (f *Flow) role(r uint8) *endpoint { return &f.ep[f.orig^r] }
+// role returns the index of the originator (r = 0) or the responder (r =
+// 1): the roles are swapped when flipped.
+func (f *Flow) role(r uint8) uint8 {
+	if f.Flipped() {
+		return r ^ 1
+	}
+	return r
+}
 
 // State is the conn_state Zeek would log if the connection ended now; ""
 // before any packet.
 func (f *Flow) State() string {
-	if !f.started {
+	if f.seen&flowStarted == 0 {
 		return ""
 	}
-	o, r := f.role(0), f.role(1)
-	c := connView{os: o.state, rs: r.state, origSize: o.size(r), respSize: r.size(o),
+	o, r := f.load(f.role(0)), f.load(f.role(1))
+	c := connView{os: o.state, rs: r.state, origSize: o.size(&r), respSize: r.size(&o),
 		synThenRst: f.hist.synThenRst()}
 	for _, rule := range connStateRules {
 		if rule.test(&c) {
@@ -253,9 +343,9 @@ func (f *Flow) State() string {
 }
 
 // History letters with a "seen once" bit (Zeek's HIST_* masks); the
-// responder's bits are these shifted left by 16.
+// responder's bits are these shifted left by respShift.
 const (
-	histSYN    uint32 = 1 << iota // S / H
+	histSYN    uint16 = 1 << iota // S / H
 	histFIN                       // F
 	histRST                       // R
 	histACK                       // A
@@ -269,9 +359,9 @@ func lower(c byte) byte { return c + ('a' - 'A') }
 // checkHistory is Connection::CheckHistory through TCP_Endpoint: add the
 // letter the first time (upper case for the originator) and report whether
 // it had been seen before.
-func (f *Flow) checkHistory(orig bool, mask uint32, code byte) bool {
+func (f *Flow) checkHistory(orig bool, mask uint16, code byte) bool {
 	if !orig {
-		mask <<= 16
+		mask <<= respShift
 		code = lower(code)
 	}
 	if f.seen&mask != 0 {
@@ -295,10 +385,32 @@ func (f *Flow) addHistory(orig bool, code byte) {
 // again wraps below it, so it is the last.
 var pow10 = [...]uint32{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 10_000_000_000 % (1 << 32)}
 
-// scaled is Connection::ScaledHistoryEntry with base 10: the letter is added
-// when the count reaches 1, 10, 100, ... (threshold indexes pow10). Past
-// pow10's last the threshold stays and the count restarts.
-func (f *Flow) scaled(orig bool, code byte, count *uint32, threshold *uint8) {
+// scaled is Connection::ScaledHistoryEntry with base 10 for counter k of
+// endpoint i: the letter is added when the count reaches 1, 10, 100, ...
+// (threshold indexes pow10). Past pow10's last the threshold stays and
+// the count restarts. Retransmissions and zero windows are counted in
+// f.cnt while below cntInRare (the threshold is then 0 before 1 and 1
+// after it), and in the rare part from there.
+func (f *Flow) scaled(orig bool, code byte, i uint8, k counter) {
+	if k != cntChk {
+		sh := cntBits * uint8(k)
+		n := f.cnt[i] >> sh & cntInRare
+		if n < cntInRare-1 {
+			n++
+			f.cnt[i] += 1 << sh
+			if n == 1 {
+				f.addHistory(orig, code)
+			}
+			return
+		}
+		if n == cntInRare-1 {
+			x := f.rare()
+			x.count[i][k], x.th[i][k] = uint32(n), 1
+			f.cnt[i] |= cntInRare << sh
+		}
+	}
+	x := f.rare()
+	count, threshold := &x.count[i][k], &x.th[i][k]
 	*count++
 	if *count != pow10[*threshold] {
 		return
@@ -313,8 +425,7 @@ func (f *Flow) scaled(orig bool, code byte, count *uint32, threshold *uint8) {
 
 // flip is FlipRoles: swap originator and responder, note '^'.
 func (f *Flow) flip() {
-	f.flipped = !f.flipped
-	f.orig ^= 1
+	f.seen ^= flowFlipped
 	f.hist.add('^')
 }
 
@@ -332,8 +443,8 @@ func (f *Flow) PacketWithServerPorts(p Packet, likely func(port uint16) bool) {
 	}
 	syn, ack := p.Flags.Has(header.SYN), p.Flags.Has(header.ACK)
 	fin, rst := p.Flags.Has(header.FIN), p.Flags.Has(header.RST)
-	if !f.started {
-		f.started = true
+	if f.seen&flowStarted == 0 {
+		f.seen |= flowStarted
 		// WantConnection: a partial start may be flipped by port.
 		if (!syn || ack) && p.SrcPort != 0 && likely(p.SrcPort) {
 			if likely(p.DstPort) {
@@ -345,15 +456,25 @@ func (f *Flow) PacketWithServerPorts(p Packet, likely func(port uint16) bool) {
 			}
 		}
 	}
-	orig := (p.Dir == Forward) != f.flipped
-	ep, peer := f.role(1), f.role(0)
-	if orig {
-		ep, peer = f.role(0), f.role(1)
+	orig := (p.Dir == Forward) != f.Flipped()
+	var i uint8 // the sender's index: 0 for the first packet's sender
+	if p.Dir != Forward {
+		i = 1
 	}
 	if p.BadChecksum {
-		f.scaled(orig, 'C', &ep.chk, &ep.chkTh)
+		f.scaled(orig, 'C', i, cntChk)
 		return
 	}
+	e, pe := f.load(i), f.load(i^1)
+	ep, peer := &e, &pe
+	f.packet(p, orig, i, ep, peer, syn, ack, fin, rst)
+	f.store(i, ep)
+	f.store(i^1, peer)
+}
+
+// packet is the rest of PacketWithServerPorts for a packet from endpoint
+// i, ep (the peer, endpoint i^1, is peer), which the caller stores back.
+func (f *Flow) packet(p Packet, orig bool, i uint8, ep, peer *endpoint, syn, ack, fin, rst bool) {
 	n := p.Len
 	if n < 0 {
 		n = 0
@@ -372,17 +493,15 @@ func (f *Flow) PacketWithServerPorts(p Packet, likely func(port uint16) bool) {
 
 	initEndpoint(ep, syn, p.Seq, onePast)
 	rel := int64(int32(uint32(p.Seq) - uint32(ep.start)))
-	f.updateHistory(orig, ep, syn, ack, fin, rst, rel, n)
+	f.updateHistory(orig, i, ep, syn, ack, fin, rst, rel, n)
 
 	// update_window: a zero window is noted unless it comes with or after a
 	// RST from this side or after the peer's FIN.
 	if p.Window == 0 && !rst && peer.state != Closed && ep.state != Reset {
-		f.scaled(orig, 'W', &ep.win0, &ep.win0Th)
+		f.scaled(orig, 'W', i, cntWin0)
 	}
 	if fin {
-		if ep.finCnt < ^uint8(0) {
-			ep.finCnt++
-		}
+		ep.finSeen = true
 	}
 	if ack {
 		if peer.state == Inactive {
@@ -395,7 +514,7 @@ func (f *Flow) PacketWithServerPorts(p Packet, likely func(port uint16) bool) {
 			peer.ack = p.Ack
 		}
 	}
-	f.updateLastSeq(orig, ep, onePast, syn, fin, rst, n)
+	f.updateLastSeq(orig, i, ep, onePast, syn, fin, rst, n)
 	f.stateMachine(orig, ep, peer, p, syn, ack, fin, rst, n)
 }
 
@@ -428,7 +547,7 @@ func initEndpoint(ep *endpoint, syn bool, seq, onePast seqnum.Value) {
 }
 
 // updateHistory is TCP.cc update_history.
-func (f *Flow) updateHistory(orig bool, ep *endpoint, syn, ack, fin, rst bool, rel int64, n int) {
+func (f *Flow) updateHistory(orig bool, i uint8, ep *endpoint, syn, ack, fin, rst bool, rel int64, n int) {
 	bits := 0
 	for _, b := range []bool{syn, fin, rst} {
 		if b {
@@ -448,10 +567,10 @@ func (f *Flow) updateHistory(orig bool, ep *endpoint, syn, ack, fin, rst bool, r
 			if ack {
 				code = 'H'
 			}
-			if f.checkHistory(orig, histSYN, code) && rel != int64(ep.lastSYN) {
+			if f.checkHistory(orig, histSYN, code) && rel != int64(f.lastSYN(i)) {
 				f.addHistory(orig, code)
 			}
-			ep.lastSYN = int32(rel)
+			f.setLastSYN(i, int32(rel))
 		}
 		if fin {
 			// A FIN's sequence number is after its data.
@@ -464,10 +583,12 @@ func (f *Flow) updateHistory(orig bool, ep *endpoint, syn, ack, fin, rst bool, r
 			ep.lastFIN = uint32(rel + int64(n))
 		}
 		if rst {
-			if f.checkHistory(orig, histRST, 'R') && rel != int64(ep.lastRST) {
+			// hist_last_RST is in the rare part (RSTs are rarer than
+			// SYNs and FINs), zero until the first RST sets it.
+			if f.checkHistory(orig, histRST, 'R') && rel != int64(f.rare().lastRST[i]) {
 				f.addHistory(orig, 'R')
 			}
-			ep.lastRST = int32(rel)
+			f.rare().lastRST[i] = int32(rel)
 		}
 	default:
 		if n > 0 {
@@ -480,7 +601,7 @@ func (f *Flow) updateHistory(orig bool, ep *endpoint, syn, ack, fin, rst bool, r
 
 // updateLastSeq is TCP.cc update_last_seq; a segment that does not advance
 // the highest sequence and carries data is a retransmission ('t').
-func (f *Flow) updateLastSeq(orig bool, ep *endpoint, onePast seqnum.Value, syn, fin, rst bool, n int) {
+func (f *Flow) updateLastSeq(orig bool, i uint8, ep *endpoint, onePast seqnum.Value, syn, fin, rst bool, n int) {
 	delta := int32(uint32(onePast) - uint32(ep.last))
 	switch {
 	case (syn || rst) && (delta > tooLargeSeqDelta || delta < -tooLargeSeqDelta):
@@ -490,7 +611,7 @@ func (f *Flow) updateLastSeq(orig bool, ep *endpoint, onePast seqnum.Value, syn,
 	case delta > 0:
 		ep.last = onePast
 	case n > 0:
-		f.scaled(orig, 'T', &ep.rxmt, &ep.rxmtTh)
+		f.scaled(orig, 'T', i, cntRxmt)
 	}
 }
 
@@ -526,7 +647,12 @@ func (f *Flow) stateMachine(orig bool, ep, peer *endpoint, p Packet, syn, ack, f
 			ep.setState(Reset)
 		}
 		if ep.state == Inactive {
-			o := f.role(0)
+			// Nothing above flipped the roles (a flip comes with a SYN,
+			// which leaves Inactive): the originator is ep or peer.
+			o := peer
+			if orig {
+				o = ep
+			}
 			switch {
 			case !orig && n == 0 && o.state == SynSent:
 				// An ACK for the SYN before the SYN,ACK: not a partial start.

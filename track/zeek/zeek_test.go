@@ -135,7 +135,7 @@ func TestScaledLetters(t *testing.T) {
 	for _, tc := range []struct {
 		n    int
 		want string
-	}{{1, "T"}, {9, "T"}, {10, "TT"}, {99, "TT"}, {100, "TTT"}, {1000, "TTTT"}} {
+	}{{1, "T"}, {6, "T"}, {7, "T"}, {8, "T"}, {9, "T"}, {10, "TT"}, {99, "TT"}, {100, "TTT"}, {1000, "TTTT"}} {
 		f := feed(hs)
 		data := pk(Forward, PA, c0+1, s0+1, 100)
 		f.Packet(data)
