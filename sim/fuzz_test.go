@@ -112,8 +112,8 @@ func FuzzTransfer(f *testing.F) {
 
 // fuzzConfig makes a host's settings from the low 12 bits of knobs: one
 // bit each for window scale, timestamps, SACK and Nagle off, two for the
-// ACK delay, one for the congestion control, and two each for the send
-// and receive buffers' sizes.
+// ACK delay, two for the congestion control (bits 6 and 11; bit 11 picks
+// BBR), and two each for the send and receive buffers' sizes.
 func fuzzConfig(mss uint16, knobs uint32) tcp.Config {
 	buffers := [4]int{0, 1024, 8 << 10, 1 << 20}
 	return tcp.Config{
@@ -123,7 +123,7 @@ func fuzzConfig(mss uint16, knobs uint32) tcp.Config {
 		NoSACK:            knobs&4 != 0,
 		NoDelay:           knobs&8 != 0,
 		AckDelay:          [4]time.Duration{0, -1, 10 * time.Millisecond, 200 * time.Millisecond}[knobs>>4&3],
-		CongestionControl: [2]string{"cubic", "newreno"}[knobs>>6&1],
+		CongestionControl: [4]string{"cubic", "newreno", "bbr", "bbr"}[knobs>>6&1|knobs>>10&2],
 		SendBuffer:        buffers[knobs>>7&3],
 		ReceiveBuffer:     buffers[knobs>>9&3],
 	}

@@ -22,7 +22,8 @@ type lfnSetup struct {
 	loss     float64
 	reorder  float64
 	noRACK   bool
-	maxBuf   int // MaxSendBuffer and MaxReceiveBuffer; 0 is tcp's default
+	cc       string // the congestion control; "" is CUBIC
+	maxBuf   int    // MaxSendBuffer and MaxReceiveBuffer; 0 is tcp's default
 	warm     time.Duration
 	measured time.Duration
 }
@@ -91,12 +92,23 @@ func (d *dupCounter) Received(h *Host, c *Conn, seg *tcp.Segment) {
 	if start == nxt {
 		return // in order: it moves RCV.NXT on
 	}
-	d.held = append(d.held, seqRangeV{start, end})
+	// Hold it, merged with the ranges it touches, so that the list stays
+	// as short as the receiver's holes are few.
+	k = 0
+	for _, r := range d.held {
+		if r.end.LessThan(start) || end.LessThan(r.start) {
+			d.held[k] = r
+			k++
+			continue
+		}
+		start, end = seqnum.Min(start, r.start), seqnum.Max(end, r.end)
+	}
+	d.held = append(d.held[:k], seqRangeV{start, end})
 }
 
 func runLFN(tb testing.TB, s lfnSetup) lfnResult {
 	w := New(7)
-	cfg := tcp.Config{NoRACK: s.noRACK, MaxSendBuffer: s.maxBuf, MaxReceiveBuffer: s.maxBuf}
+	cfg := tcp.Config{NoRACK: s.noRACK, CongestionControl: s.cc, MaxSendBuffer: s.maxBuf, MaxReceiveBuffer: s.maxBuf}
 	ha := w.NewHost("a", addrA, cfg)
 	hb := w.NewHost("b", addrB, cfg)
 	// A queue of one bandwidth-delay product at the bottleneck.
@@ -140,30 +152,41 @@ func runLFN(tb testing.TB, s lfnSetup) lfnResult {
 	}
 }
 
-// BenchmarkLFN runs the long fat pipe with RACK-TLP on and off, with the
-// issue's 0.1% loss, with a thousandth of it, and with none (the control:
-// what the windows and buffers allow), with the buffers' default limit
-// (8 MiB, below the path's 12.5 MB bandwidth-delay product) and with 32
-// MiB.
+// BenchmarkLFN runs the long fat pipe with CUBIC (RACK-TLP on and off)
+// and with BBR, each with the 0.1% loss and with none (the
+// control: what the windows and buffers allow), and CUBIC also with a
+// thousandth of the loss, and with the buffers' default limit
+// (tcp.DefaultMaxBuffer).
+//
+// CUBIC cannot fill this path with 0.1% random loss: its response
+// function (RFC 9438 §5.1) gives an average window of
+// 1.054*RTT^0.75/p^0.75 = 1.054*0.178/0.0056 = 33 segments, 4 Mbit/s,
+// whatever the implementation. BBR, which does not read random loss as
+// congestion, is the algorithm for such a path.
 func BenchmarkLFN(b *testing.B) {
-	for _, loss := range []float64{0.001, 0.000001, 0} {
-		for _, maxBuf := range []int{0, 32 << 20} {
-			for _, noRACK := range []bool{false, true} {
-				name := fmt.Sprintf("loss=%g/maxbuf=%dMiB/rack=%v", loss, max(maxBuf, tcp.DefaultMaxBuffer)>>20, !noRACK)
-				b.Run(name, func(b *testing.B) {
-					var r lfnResult
-					for b.Loop() {
-						r = runLFN(b, lfnSetup{loss: loss, reorder: 0.001, noRACK: noRACK, maxBuf: maxBuf,
-							warm: 10 * time.Second, measured: 20 * time.Second})
-					}
-					b.ReportMetric(100*r.goodput, "%capacity")
-					b.ReportMetric(r.mbps, "Mbit/s")
-					b.ReportMetric(float64(r.dupBytes), "spurious-rtx-bytes")
-					b.ReportMetric(float64(r.rtxSegs), "rtx-segs")
-					b.ReportMetric(float64(r.lost), "pkts-lost")
-					b.ReportMetric(float64(r.rcvWnd), "rcv-wnd-B")
-				})
+	runs := []lfnSetup{
+		{cc: "cubic", loss: 0.001},
+		{cc: "cubic", loss: 0.001, noRACK: true},
+		{cc: "cubic", loss: 0.000001},
+		{cc: "cubic", loss: 0},
+		{cc: "bbr", loss: 0.001},
+		{cc: "bbr", loss: 0.01},
+		{cc: "bbr", loss: 0},
+	}
+	for _, s := range runs {
+		name := fmt.Sprintf("cc=%s/loss=%g/rack=%v", s.cc, s.loss, !s.noRACK)
+		s.reorder, s.warm, s.measured = 0.001, 10*time.Second, 20*time.Second
+		b.Run(name, func(b *testing.B) {
+			var r lfnResult
+			for b.Loop() {
+				r = runLFN(b, s)
 			}
-		}
+			b.ReportMetric(100*r.goodput, "%capacity")
+			b.ReportMetric(r.mbps, "Mbit/s")
+			b.ReportMetric(float64(r.dupBytes), "spurious-rtx-bytes")
+			b.ReportMetric(float64(r.rtxSegs), "rtx-segs")
+			b.ReportMetric(float64(r.lost), "pkts-lost")
+			b.ReportMetric(float64(r.rcvWnd), "rcv-wnd-B")
+		})
 	}
 }

@@ -97,7 +97,7 @@ func newProfile(seed uint64) profile {
 			SynRetries:    12,
 			SynAckRetries: 12,
 		}
-		c.CongestionControl = []string{"cubic", "newreno"}[r.IntN(2)]
+		c.CongestionControl = []string{"cubic", "newreno", "bbr"}[r.IntN(3)]
 		if r.IntN(4) == 0 {
 			// Keep-alives on an idle connection; enough of them that
 			// loss alone does not kill a live peer.

@@ -327,6 +327,11 @@ type Status struct {
 	Retransmits int           // consecutive expiries of the retransmission timer
 	Cwnd        int           // congestion window in bytes; zero without congestion control
 
+	// PacingRate is the rate a rate-based congestion control (BBR) paces
+	// at and Bandwidth its estimate of the path's bottleneck bandwidth,
+	// both in bytes per second; zero otherwise.
+	PacingRate, Bandwidth float64
+
 	// Counters over the connection's life.
 	SegsIn, SegsOut, RetransSegs uint64
 
@@ -353,6 +358,9 @@ func (c *Conn) Status() Status {
 	}
 	if c.ccOn {
 		st.Cwnd = c.cwnd()
+		if rc := c.rateCtl(); rc != nil {
+			st.PacingRate, st.Bandwidth = rc.PacingRate(), rc.Bandwidth()
+		}
 	}
 	if c.sndNxt.LessThan(c.dataEnd()) && c.sndBuf.LessThanEq(c.sndNxt) {
 		st.SendUnsent = int(c.sndNxt.Size(c.dataEnd()))

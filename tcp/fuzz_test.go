@@ -19,7 +19,11 @@ func FuzzConn(f *testing.F) {
 	f.Add([]byte{0, 0x02, 0, 0, 0x10, 0x10, 0, 3, 4, 0x01, 0x11, 7, 7, 7, 7})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		k := &clock{now: t0}
-		c := NewConn(Tuple{Local: sockA, Remote: sockB}, &Config{ReceiveBuffer: 64, SendBuffer: 64, MSS: 48}, &checkOut{t: t})
+		cfg := &Config{ReceiveBuffer: 64, SendBuffer: 64, MSS: 48}
+		if len(ops)%2 == 1 {
+			cfg.CongestionControl = "bbr" // delivery-rate samples and pacing too
+		}
+		c := NewConn(Tuple{Local: sockA, Remote: sockB}, cfg, &checkOut{t: t})
 		c.out.(*checkOut).c = c
 		buf := make([]byte, 32)
 		for len(ops) >= 3 {

@@ -63,6 +63,10 @@ type lossState struct {
 	endSeq seqnum.Value
 	rtt    time.Duration
 
+	// No segment that starts before lostFrom is deemed lost and not yet
+	// retransmitted: where rackFirstLost starts looking.
+	lostFrom seqnum.Value
+
 	// TLP.end_seq, and whether the probe was a retransmission (§7.1).
 	tlpEnd     seqnum.Value
 	tlpOut     bool
@@ -151,7 +155,7 @@ func (l *lossState) forget(s *sentSeg, size int) {
 func (c *Conn) loss(now time.Time) *lossState {
 	if c.lossSt == nil {
 		l := lossPool.Get().(*lossState)
-		l.start = c.sndUna
+		l.start, l.lostFrom = c.sndUna, c.sndUna
 		c.startRate(l, now)
 		if c.sndUna.LessThan(c.sndNxt) {
 			l.push(sentSeg{end: c.sndNxt, sent: now.UnixNano(), deliveredAt: l.deliveredAt, firstSentAt: l.firstSentAt})
@@ -362,6 +366,9 @@ func (c *Conn) rackDetect(now time.Time) (time.Duration, bool) {
 				l.lostB += size
 			}
 			s.flags = s.flags&^segRetrans | segLost
+			if a.LessThan(l.lostFrom) {
+				l.lostFrom = a
+			}
 			found = true
 			continue
 		}
@@ -378,7 +385,11 @@ func (c *Conn) rackFirstLost() (seqnum.Value, seqnum.Value, bool) {
 	if l == nil || l.lostB <= l.rtxB && l.lostB <= 0 {
 		return 0, 0, false
 	}
-	for i := 0; i < l.n; i++ {
+	from := l.start
+	if l.start.LessThan(l.lostFrom) {
+		from = l.lostFrom
+	}
+	for i := l.find(from); i < l.n; i++ {
 		s := l.at(i)
 		if s.flags&segSacked != 0 {
 			if in, e := c.sacked.contains(l.startOf(i)); in {
@@ -387,8 +398,12 @@ func (c *Conn) rackFirstLost() (seqnum.Value, seqnum.Value, bool) {
 			continue
 		}
 		if s.flags&(segLost|segRetrans) == segLost {
-			return l.startOf(i), s.end, true
+			l.lostFrom = l.startOf(i)
+			return l.lostFrom, s.end, true
 		}
+	}
+	if l.n > 0 {
+		l.lostFrom = l.at(l.n - 1).end
 	}
 	return 0, 0, false
 }

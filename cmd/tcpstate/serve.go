@@ -39,6 +39,7 @@ type stackFlags struct {
 	pcap  string
 
 	noOffload bool
+	cc        string
 
 	cpuProfile, memProfile string
 }
@@ -50,6 +51,7 @@ func (f *stackFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.admin, "admin", "", "serve /metrics, /conns, /stats, /transitions and /events over HTTP on ADDR (for example 127.0.0.1:9180)")
 	fl.StringVar(&f.trace, "trace", "", "write every event (segments, state changes, timers) to FILE as JSON lines")
 	fl.StringVar(&f.pcap, "pcap", "", "write every packet sent and received to FILE as pcapng")
+	fl.StringVar(&f.cc, "cc", "", "congestion control: cubic (the default), newreno or bbr (paced, for long lossy paths)")
 	fl.BoolVar(&f.noOffload, "no-offload", false, "open the TUN device without the kernel's offloads (TSO, checksums): MTU-sized packets only")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to FILE (read it with go tool pprof)")
 	fl.StringVar(&f.memProfile, "memprofile", "", "write a heap profile to FILE at the end of the run (go tool pprof)")
@@ -125,6 +127,10 @@ func (f *stackFlags) open(ctx context.Context, stderr io.Writer) (*running, erro
 	if err != nil {
 		return nil, fmt.Errorf("--addr %q: want IP/PREFIX, for example 10.9.0.2/24", f.addr)
 	}
+	tcfg := tcp.Config{CongestionControl: f.cc}
+	if err := tcfg.Validate(); err != nil {
+		return nil, fmt.Errorf("--cc: %w", err)
+	}
 	r := &running{}
 	fail := func(err error) (*running, error) {
 		r.close()
@@ -162,7 +168,7 @@ func (f *stackFlags) open(ctx context.Context, stderr io.Writer) (*running, erro
 		})
 	}
 	start := time.Now()
-	st, err := stack.New(ep, stack.Options{Addrs: []netip.Prefix{prefix}, Logf: func(format string, args ...any) {
+	st, err := stack.New(ep, stack.Options{Addrs: []netip.Prefix{prefix}, TCP: tcfg, Logf: func(format string, args ...any) {
 		fmt.Fprintf(stderr, "tcpstate: "+format+"\n", args...)
 	}})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/tcpstate/tcpstate/sim"
 	"github.com/tcpstate/tcpstate/tcp"
+	"github.com/tcpstate/tcpstate/tcp/cc"
 	"github.com/tcpstate/tcpstate/trace"
 )
 
@@ -71,7 +73,7 @@ func newSimCmd() *cobra.Command {
 	fl.Var(&f.rate, "rate", "link speed in bits per second (10M, 1Gbit); 0 is unlimited")
 	fl.IntVar(&f.queue, "queue", 0, "packets the link queues at --rate before dropping; 0 is unlimited")
 	fl.Uint64Var(&f.seed, "seed", f.seed, "seed of the simulation's randomness")
-	fl.StringVar(&f.cc, "cc", f.cc, "congestion control: cubic or newreno")
+	fl.StringVar(&f.cc, "cc", f.cc, "congestion control: cubic, newreno or bbr")
 	fl.Var(&f.sack, "sack", "offer SACK (RFC 2018): on or off")
 	fl.Var(&f.ws, "ws", "offer window scaling (RFC 7323): on or off")
 	fl.Var(&f.ts, "ts", "offer timestamps (RFC 7323): on or off")
@@ -194,8 +196,8 @@ func (f *simFlags) validate() (tcp.Config, error) {
 	case f.buffer > 1<<30:
 		return cfg, fmt.Errorf("invalid --buffer %d: at most 1GiB", f.buffer)
 	}
-	if f.cc != "cubic" && f.cc != "newreno" {
-		return cfg, fmt.Errorf("invalid --cc %q: want cubic or newreno", f.cc)
+	if !slices.Contains(cc.Names, f.cc) {
+		return cfg, fmt.Errorf("invalid --cc %q: want %s", f.cc, strings.Join(cc.Names, ", "))
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err

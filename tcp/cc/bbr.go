@@ -1,9 +1,6 @@
 package cc
 
-import (
-	"math"
-	"time"
-)
+import "time"
 
 // BBR's constants (draft-cardwell-iccrg-bbr-congestion-control-00, the
 // first version of BBR; section numbers below are that draft's).
@@ -79,6 +76,7 @@ type BBR struct {
 	cwndGain   float64
 
 	bw          [bbrBwRounds]bwSlot
+	bwRound     int64         // the round of the filter's latest sample
 	rtProp      time.Duration // zero before the first sample
 	rtPropStamp time.Time
 	rtExpired   bool
@@ -125,7 +123,8 @@ func (b *BBR) PacingRate() float64 { return b.pacingRate }
 
 // SendQuantum returns how much may go at once ahead of the pacing
 // schedule (§4.2.2): one segment below 1.2 Mbit/s, two below 24 Mbit/s,
-// and above that a millisecond's worth, at most 64 KiB.
+// and above that a millisecond's worth, at most 64 KiB; never less than
+// a segment.
 func (b *BBR) SendQuantum() int {
 	switch r := b.pacingRate; {
 	case r < 1.2e6/8:
@@ -133,19 +132,26 @@ func (b *BBR) SendQuantum() int {
 	case r < 24e6/8:
 		return 2 * b.mss
 	default:
-		return min(int(r/1000), 64<<10)
+		return max(min(int(r/1000), 64<<10), b.mss)
 	}
 }
+
+// Bandwidth returns BtlBw, the bottleneck bandwidth estimate, in bytes
+// per second.
+func (b *BBR) Bandwidth() float64 { return b.btlBw() }
 
 // Delivered returns C.delivered of the last sample.
 func (b *BBR) Delivered() int64 { return b.delivered }
 
 // btlBw is the windowed maximum of the delivery rate over the last
-// bbrBwRounds round trips (§4.1.1.5).
+// bbrBwRounds round trips that gave the filter a sample (§4.1.1.5): round
+// trips whose samples were all application-limited and low do not age
+// the estimate, as Linux's windowed max filter, which moves only with its
+// samples.
 func (b *BBR) btlBw() float64 {
 	bw := 0.0
 	for _, s := range b.bw {
-		if s.round > b.round-bbrBwRounds {
+		if s.round > b.bwRound-bbrBwRounds {
 			bw = max(bw, s.bw)
 		}
 	}
@@ -202,6 +208,7 @@ func (b *BBR) updateBtlBw(rs RateSample) {
 	if rate == 0 || rs.AppLimited && rate < b.btlBw() {
 		return
 	}
+	b.bwRound = b.round
 	s := &b.bw[b.round%bbrBwRounds]
 	if s.round != b.round {
 		*s = bwSlot{round: b.round, bw: rate}
@@ -356,11 +363,11 @@ func (b *BBR) setCwnd(rs RateSample) {
 	}
 	switch {
 	case b.conservation:
-		b.cwnd = max(b.cwnd, rs.InFlight+rs.Acked)
+		b.cwnd = max(b.cwnd, min(rs.InFlight+rs.Acked, maxWindow))
 	case b.filledPipe:
 		b.cwnd = min(b.cwnd+rs.Acked, target)
 	case b.cwnd < target || b.delivered < int64(b.iw):
-		b.cwnd += rs.Acked
+		b.cwnd += min(rs.Acked, maxWindow)
 	}
 	b.cwnd = min(max(b.cwnd, b.minPipe()), maxWindow)
 	if b.mode == bbrProbeRTT {
@@ -389,7 +396,7 @@ func (b *BBR) OnCongestion(now time.Time, inFlight int) {
 	b.inRecovery = true
 	b.conservation = true
 	b.nextRoundDeliv = b.delivered // the conservation round starts now
-	b.cwnd = max(inFlight+b.mss, b.minPipe())
+	b.cwnd = min(max(inFlight+b.mss, b.minPipe()), maxWindow)
 }
 
 // OnRecoveryEnd restores the window from before the recovery (§4.2.3.4).
@@ -419,10 +426,4 @@ func (b *BBR) OnIdle(now time.Time) {
 			b.pacingRate = bw
 		}
 	}
-}
-
-// valid reports whether every number in b is within bounds (for tests).
-func (b *BBR) valid() bool {
-	return b.cwnd >= b.mss && b.cwnd <= maxWindow && !math.IsNaN(b.pacingRate) && !math.IsInf(b.pacingRate, 0) &&
-		b.pacingRate >= 0
 }

@@ -130,6 +130,7 @@ func fuzzEvents(t *testing.T, name string, mss16 uint16, iw uint8, data []byte) 
 	now := t0
 	srtt := time.Duration(0)
 	congested := false
+	var delivered int64
 	for len(data) >= 4 {
 		op, arg := data[0], binary.BigEndian.Uint16(data[1:3])
 		scale := data[3]
@@ -140,6 +141,15 @@ func fuzzEvents(t *testing.T, name string, mss16 uint16, iw uint8, data []byte) 
 		switch op % 8 {
 		case 0, 1, 2:
 			a.OnAck(Ack{Now: now, Acked: n, InFlight: max(a.CWnd(), n), RTT: srtt, SRTT: srtt, MinRTT: srtt / 2, AppLimited: op&0x80 != 0})
+			if rc, ok := a.(RateController); ok {
+				delivered += int64(n)
+				rc.OnRateSample(RateSample{Now: now, Delivered: delivered, PriorDelivered: delivered - int64(n)*int64(op%3+1),
+					DeliveredBytes: int64(n) * int64(op%3+1), Interval: srtt * time.Duration(op%3), Acked: n,
+					Lost: int(arg) * int(op&0x40>>6), InFlight: int(arg) << (scale % 16), AppLimited: op&0x80 != 0, RTT: srtt})
+				if r := rc.PacingRate(); r < 0 || math.IsNaN(r) || math.IsInf(r, 0) || rc.SendQuantum() < mss {
+					t.Fatalf("pacing rate %v, quantum %d", r, rc.SendQuantum())
+				}
+			}
 		case 3:
 			srtt = time.Duration(n) * time.Microsecond
 		case 4:

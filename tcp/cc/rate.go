@@ -79,6 +79,10 @@ type RateController interface {
 	// the pacing schedule, in bytes.
 	SendQuantum() int
 
+	// Bandwidth is the algorithm's estimate of the path's bottleneck
+	// bandwidth in bytes per second; zero before it has one.
+	Bandwidth() float64
+
 	// Delivered is the last sample's Delivered: a connection that starts
 	// a fresh record of what is in flight numbers its samples on from it.
 	Delivered() int64
