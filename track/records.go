@@ -23,7 +23,7 @@ func (t *Tracker) Find(a, b netip.AddrPort) []*Conn {
 
 // Kept reports whether c's packets were kept (Config.Keep), so that
 // Records can draw it.
-func (c *Conn) Kept() bool { return c.keep }
+func (c *Conn) Kept() bool { return c.flag(cfKeep) }
 
 // Host names of the two sides in Records.
 const (
@@ -42,7 +42,7 @@ const (
 // pending deliveries are drawn. Times count from the connection's first
 // packet.
 func (c *Conn) Records() []trace.Record {
-	if !c.keep {
+	if !c.flag(cfKeep) {
 		return nil
 	}
 	x := c.x

@@ -27,7 +27,7 @@ func (t *Tracker) Sample(at time.Time) Sample {
 	for _, r := range t.conns {
 		c := t.slab.at(r)
 		for d := range c.ep {
-			st, _ := c.ep[d].believed(now, t.cfg.TimeWait)
+			st, _ := c.believed(d, now, t.cfg.TimeWait)
 			if int(st) < tcp.NumStates {
 				s.Counts[st]++
 			}

@@ -54,22 +54,22 @@ type span struct{ lo, hi seqnum.Value }
 // retransmission).
 const maxSpans = 16
 
-// dirStats is what the tracker counts for one direction. The sequence
-// space seen is one span [lo, end) while it has no hole (the common case),
-// and the extension's holes hold every span otherwise. Counters are 32 bits and
-// spill into the connection's rare extension when they would overflow.
+// dirStats is what the tracker counts for one direction (32 bytes). The
+// sequence space seen is one span [lo, end) while it has no hole (the
+// common case), and the extension's holes hold every span otherwise.
+// Counters spill into the connection's rare extension when they would
+// overflow: packets and bytes are 32 bits, retransmissions 16, RSTs and
+// zero windows, rarer still, 8.
 type dirStats struct {
-	finT           int64        // when its FIN was seen, Unix nanoseconds
+	finT           stamp        // when its last FIN was seen
 	lo, end        seqnum.Value // the sequence space seen without holes; end is the highest seq end
 	lastAck        seqnum.Value // the last packet's ACK field
 	packets, bytes uint32
-	retrans        uint32
+	retrans        uint16
 	win            uint16
-	rsts, zeroWin  uint8 // RSTs and zero windows are rare: 8 bits before they spill
-	ws             int8  // window scale offered in the SYN, -1 none
-	endSeen        bool
-	lastData       bool // the last packet this way carried payload
-	halfOpen       bool // answered the peer's data with a bare RST
+	rsts, zeroWin  uint8
+	ws             int8 // window scale offered in the SYN, -1 none
+	bits           dsFlag
 }
 
 // big is the overflow of a direction's 32-bit counters.
@@ -78,12 +78,18 @@ type big struct {
 }
 
 // connExt holds the rarely used parts of a connection, allocated when
-// first needed: overflowed counters, packets held for reordering, and
-// what a kept connection records for its ladder.
+// first needed: overflowed counters, packets held for reordering, an
+// address pair that is not plain IPv4, pending items that do not fit
+// inline (see epStore), times that are no stamp, and what a kept
+// connection records for its ladder.
 type connExt struct {
 	big   [2]big
 	holes [2][]span // per direction, the spans seen when there are holes between them (else nil)
 	held  [2][]held
+	more  [2][]item     // per endpoint, its pending items when not inline (epStore.npend pendExt)
+	far   [numFar]int64 // the times whose stamp is stampFar, Unix nanoseconds
+	v6    [2]netip.Addr // client and server when not both plain IPv4 (hasV6)
+	hasV6 bool
 	pkts  []pktLog
 	trans [2][]transition
 	lost  []int // packets whose loss a retransmission revealed
@@ -96,51 +102,45 @@ type connExt struct {
 // connection reopens): the current connection on a tuple holds them and
 // hands them to the next incarnation.
 //
-// A Conn is kept at 512 bytes (an allocation size class): its fields are
-// ordered so that no padding is needed, and its client and server are
-// held in compact form (see tuple.go).
+// A Conn lives in its tracker's slab (slab.go) and is kept small: its
+// times are stamps and its endpoints compact (store.go), its client and
+// server are held in compact form (tuple.go), its yes/no facts are bits,
+// what is rarely needed is in the extension (connExt), and its fields are
+// ordered so that no padding is needed. Its number of packets so far is
+// the sum of its directions' counters.
 type Conn struct {
-	first, last int64   // first and last packets' timestamps, Unix nanoseconds
-	id          uint64  // index of its first packet in the whole capture: the output order
-	next        connRef // the next connection in the flow table's bucket (in the slab's free list when free)
-	x           *connExt
-	v6          *[2]netip.Addr // client and server when not both plain IPv4, else nil
-	ep          [2]endpoint
-	dir         [2]dirStats
-	ct          conntrack.Entry
-	vs          ipvs.Entry
-	zk          zeek.Flow
-	inEnd       [2]seqnum.Value // highest sequence end of the packets inferred, per direction
-	npkt        int32
-	v4          [2][4]byte // client and server IPv4 addresses (v6 nil)
-	port        [2]uint16  // client and server ports
-	inSet       [2]bool
+	first int64  // first packet's timestamp, Unix nanoseconds: the base of its stamps
+	id    uint64 // index of its first packet in the whole capture: the output order
+	x     *connExt
+	ep    [2]epStore
+	dir   [2]dirStats
+	ct    conntrack.Entry
+	vs    ipvs.Entry
+	zk    zeek.Flow
+	inEnd [2]seqnum.Value // highest sequence end of the packets inferred, per direction (cfInSet)
+	v4    [2][4]byte      // client and server IPv4 addresses (unless the extension's hasV6)
+	port  [2]uint16       // client and server ports
+	next  connRef         // the next connection in the flow table's bucket (in the slab's free list when free)
+	last  stamp           // last packet's timestamp
 
 	// MidStream is set when the connection's start was not captured.
 	MidStream bool
 
-	superseded bool
-	keep       bool
-	hasCT      bool
-	hasVS      bool
-	firstCl    uint8 // ctFirst and zkFirst: which models' first packet came from the client
+	flags connFlag
 }
 
-// The bits of Conn.firstCl.
-const (
-	ctFirst uint8 = 1 << iota // the packet that created ct came from the client
-	zkFirst                   // the first packet the Zeek flow saw came from the client
-)
+// fromClient reports whether the model whose bit b is (ctFirst, zkFirst)
+// saw its first packet from the client.
+func (c *Conn) fromClient(b connFlag) bool { return c.flag(b) }
 
-// fromClient reports whether bit b of c.firstCl is set.
-func (c *Conn) fromClient(b uint8) bool { return c.firstCl&b != 0 }
+// setFromClient sets bit b to v.
+func (c *Conn) setFromClient(b connFlag, v bool) { c.mark(b, v) }
 
-// setFromClient sets bit b of c.firstCl to v.
-func (c *Conn) setFromClient(b uint8, v bool) {
-	c.firstCl &^= b
-	if v {
-		c.firstCl |= b
-	}
+// npkt is the number of packets seen so far, at most 1<<31-1: the index
+// of the next packet in the connection.
+func (c *Conn) npkt() int {
+	n := c.counters(0).packets + c.counters(1).packets
+	return int(min(n, 1<<31-1))
 }
 
 // First and Last are when the connection's first and last packets were
@@ -148,7 +148,10 @@ func (c *Conn) setFromClient(b uint8, v bool) {
 func (c *Conn) First() time.Time { return fromNanos(c.first) }
 
 // Last: see First.
-func (c *Conn) Last() time.Time { return fromNanos(c.last) }
+func (c *Conn) Last() time.Time { return fromNanos(c.lastNanos()) }
+
+// lastNanos is the last packet's timestamp, Unix nanoseconds.
+func (c *Conn) lastNanos() int64 { return c.time(c.last, farLast) }
 
 // fromNanos is the UTC time of Unix nanoseconds n.
 func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
@@ -199,7 +202,7 @@ func add(v *uint32, o *uint64, n uint64) {
 // inc adds one to a counter of direction d, spilling it into the
 // overflow field of c's extension that over names when it reaches its
 // maximum.
-func inc[T uint8 | uint32](c *Conn, v *T, d int, over func(*big) *uint64) {
+func inc[T uint8 | uint16 | uint32](c *Conn, v *T, d int, over func(*big) *uint64) {
 	*v++
 	if *v == ^T(0) {
 		*over(&c.ext().big[d]) += uint64(*v)
@@ -398,7 +401,7 @@ func (t *Tracker) unlink(c *Conn) {
 // took its place there) and back to the slab.
 func (t *Tracker) forget(r connRef) {
 	c := t.slab.at(r)
-	if !c.superseded {
+	if !c.flag(cfSuperseded) {
 		t.unlink(c)
 	}
 	t.slab.release(r)
@@ -429,16 +432,18 @@ func (t *Tracker) feed(p *capture.Packet, id, h uint64) {
 		nr, n := t.newConn(p, now)
 		n.id = id
 		if c != nil {
-			c.superseded = true
+			c.mark(cfSuperseded, true)
 			// The middlebox entries pass to the new connection.
 			ctFirstSide := 1
 			if c.fromClient(ctFirst) {
 				ctFirstSide = 0
 			}
-			n.ct, n.hasCT = c.ct, c.hasCT
+			n.ct, n.vs = c.ct, c.vs
+			n.mark(cfHasCT, c.flag(cfHasCT))
+			n.mark(cfHasVS, c.flag(cfHasVS))
 			n.setFromClient(ctFirst, n.is(0, c.at(ctFirstSide)))
-			n.vs, n.hasVS = c.vs, c.hasVS
-			c.hasCT, c.hasVS = false, false
+			c.mark(cfHasCT, false)
+			c.mark(cfHasVS, false)
 		}
 		t.replace(h, c, link, n, nr)
 		c = n
@@ -471,8 +476,8 @@ func (t *Tracker) newIncarnation(c *Conn, p *capture.Packet, now int64) bool {
 	if c.ep[d].is(epSentSyn) && p.Seq == c.ep[d].iss {
 		return t.final(c, now)
 	}
-	s0, _ := c.ep[0].believed(now, t.cfg.TimeWait)
-	s1, _ := c.ep[1].believed(now, t.cfg.TimeWait)
+	s0, _ := c.believed(0, now, t.cfg.TimeWait)
+	s1, _ := c.believed(1, now, t.cfg.TimeWait)
 	if s0 == tcp.Closed && s1 == tcp.Closed {
 		return true
 	}
@@ -481,7 +486,7 @@ func (t *Tracker) newIncarnation(c *Conn, p *capture.Packet, now int64) bool {
 		sr = s0
 	}
 	if sr == tcp.TimeWait || sr == tcp.Closed {
-		return !c.dir[d].endSeen || p.Seq.GreaterThan(c.dir[d].end)
+		return !c.dir[d].is(dsEndSeen) || p.Seq.GreaterThan(c.dir[d].end)
 	}
 	return false
 }
@@ -492,7 +497,7 @@ func (t *Tracker) newIncarnation(c *Conn, p *capture.Packet, now int64) bool {
 // conntrack nor IPVS holding an entry for it. A kept connection is never
 // final.
 func (t *Tracker) final(c *Conn, now int64) bool {
-	if c.keep || c.heldN() > 0 {
+	if c.flag(cfKeep) || c.heldN() > 0 {
 		return false
 	}
 	tw := t.cfg.TimeWait
@@ -502,20 +507,20 @@ func (t *Tracker) final(c *Conn, now int64) bool {
 		default:
 			return false
 		}
-		if c.ep[d].proven(now, tw) != tcp.Closed {
+		if c.proven(d, now, tw) != tcp.Closed {
 			return false
 		}
-		if s, _ := c.ep[d].believed(now, tw); s != tcp.Closed {
+		if s, _ := c.believed(d, now, tw); s != tcp.Closed {
 			return false
 		}
 	}
 	at := fromNanos(now)
-	if c.hasCT {
+	if c.flag(cfHasCT) {
 		if _, _, ok := c.ct.At(at); ok {
 			return false
 		}
 	}
-	if c.hasVS {
+	if c.flag(cfHasVS) {
 		if _, _, ok := c.vs.At(at); ok {
 			return false
 		}
@@ -579,7 +584,7 @@ func (t *Tracker) newConn(p *capture.Packet, now int64) (connRef, *Conn) {
 		// The SYN was not captured: its sender's state is what the
 		// SYN,ACK acknowledges.
 		c.setTuple(p.Dst, p.Src)
-		c.ep[0] = endpoint{st: tcp.SynSent, flags: epSentSyn, iss: p.Ack - 1}
+		c.ep[0] = epStore{st: tcp.SynSent, flags: epSentSyn, iss: p.Ack - 1}
 		c.ep[1].st = tcp.Listen
 	default:
 		c.MidStream = true
@@ -588,13 +593,13 @@ func (t *Tracker) newConn(p *capture.Packet, now int64) (connRef, *Conn) {
 			c.setTuple(p.Dst, p.Src)
 		}
 		for i := range c.ep {
-			c.ep[i] = endpoint{st: tcp.Established, flags: epSentSyn | epSynAcked | epRcvSyn}
+			c.ep[i] = epStore{st: tcp.Established, flags: epSentSyn | epSynAcked | epRcvSyn}
 		}
 	}
 	c.setFromClient(zkFirst, c.is(0, p.Src))
 	c.ep[0].initial, c.ep[1].initial = c.ep[0].st, c.ep[1].st
 	if t.cfg.Keep != nil && t.cfg.Keep(c.Client(), c.Server()) {
-		c.keep = true
+		c.mark(cfKeep, true)
 		c.ext()
 	}
 	t.conns = append(t.conns, r)
@@ -608,7 +613,7 @@ func (t *Tracker) recorder(c *Conn, d int) recorder { return recorder{t, c, d} }
 // it for the ladder.
 func (r recorder) record(tr transition) {
 	r.t.counts[causeKey{tr.from, tr.to, tr.cause}]++
-	if r.c.keep {
+	if r.c.flag(cfKeep) {
 		tr.at = r.c.x.cur
 		r.c.x.trans[r.d] = append(r.c.x.trans[r.d], tr)
 	}
@@ -618,10 +623,11 @@ func (r recorder) record(tr transition) {
 // before now.
 func (t *Tracker) expire(c *Conn, now int64) {
 	for d := range c.ep {
-		e := &c.ep[d]
-		if e.st == tcp.TimeWait {
-			if end := e.twStart + int64(t.cfg.TimeWait); now >= end {
+		if c.ep[d].st == tcp.TimeWait {
+			if end := c.time(c.ep[d].twStart, farTW+d) + int64(t.cfg.TimeWait); now >= end {
+				e := c.loadEp(d)
 				e.set(tcp.Closed, "timeout 2MSL", end, -1, false, t.recorder(c, d))
+				c.storeEp(d, &e)
 			}
 		}
 	}
@@ -629,21 +635,18 @@ func (t *Tracker) expire(c *Conn, now int64) {
 
 func (t *Tracker) packet(c *Conn, p *capture.Packet, now int64) {
 	d := c.side(p.Src)
+	idx := c.npkt()
 	if p.Src == p.Dst {
-		d = int(c.npkt % 2) // a packet to itself (land attack): alternate
+		d = idx % 2 // a packet to itself (land attack): alternate
 	}
-	c.last = now
-	idx := int(c.npkt)
-	if c.npkt < 1<<31-1 {
-		c.npkt++
-	}
-	if c.keep {
+	c.last = c.toStamp(now, farLast)
+	if c.flag(cfKeep) {
 		c.x.cur = idx
 	}
 	retrans := t.count(c, d, p, now)
 	t.middleboxes(c, d, p)
 	t.expire(c, now)
-	if c.keep {
+	if c.flag(cfKeep) {
 		c.x.pkts = append(c.x.pkts, pktLog{t: p.T, d: d, retrans: retrans, opts: trace.FormatOptions(&p.Options),
 			seg: tcp.SegmentInfo{Seq: p.Seq, Ack: p.Ack, Flags: p.Flags, Window: p.Window, Len: max(p.PayloadLen, 0)}})
 	}
@@ -678,7 +681,7 @@ func (t *Tracker) order(c *Conn, d int, p *capture.Packet, idx int, now int64) {
 	}
 	end := segEnd(p)
 	switch {
-	case p.Flags.Has(header.RST) || p.Flags.Has(header.SYN) || !c.inSet[d]:
+	case p.Flags.Has(header.RST) || p.Flags.Has(header.SYN) || !c.flag(cfInSet<<d):
 		// An RST's sequence number is not a position in the stream; a
 		// SYN starts it.
 	case p.Seq.GreaterThan(c.inEnd[d]):
@@ -712,11 +715,11 @@ func (t *Tracker) order(c *Conn, d int, p *capture.Packet, idx int, now int64) {
 // shrink frees c's extension when nothing is left in it.
 func (c *Conn) shrink() {
 	x := c.x
-	if x == nil || c.keep || x.big != [2]big{} {
+	if x == nil || c.flag(cfKeep) || x.big != [2]big{} || x.hasV6 || c.usesFar() {
 		return
 	}
 	for d := range x.held {
-		if len(x.held[d]) > 0 || x.holes[d] != nil {
+		if len(x.held[d]) > 0 || x.holes[d] != nil || x.more[d] != nil {
 			return
 		}
 	}
@@ -744,10 +747,11 @@ func (t *Tracker) release(c *Conn, now int64, all bool) {
 }
 
 func (t *Tracker) inferInOrder(c *Conn, d int, p *capture.Packet, idx int, end seqnum.Value) {
-	if !p.Flags.Has(header.RST) && (!c.inSet[d] || end.GreaterThan(c.inEnd[d])) {
-		c.inEnd[d], c.inSet[d] = end, true
+	if !p.Flags.Has(header.RST) && (!c.flag(cfInSet<<d) || end.GreaterThan(c.inEnd[d])) {
+		c.inEnd[d] = end
+		c.mark(cfInSet<<d, true)
 	}
-	if !c.keep {
+	if !c.flag(cfKeep) {
 		t.infer(c, d, p, idx)
 		return
 	}
@@ -793,14 +797,15 @@ func (t *Tracker) count(c *Conn, d int, p *capture.Packet, now int64) bool {
 		// RFC 9293 §3.10.7.1: a host with no connection answers a
 		// segment carrying an ACK with an RST whose sequence number is
 		// that ACK, and no ACK of its own.
-		if !f.Has(header.ACK) && peer.lastData && p.Seq == peer.lastAck && !c.ep[d].is(epSentFin) {
-			ds.halfOpen = true
+		if !f.Has(header.ACK) && peer.is(dsLastData) && p.Seq == peer.lastAck && !c.ep[d].is(epSentFin) {
+			ds.mark(dsHalfOpen, true)
 		}
 	}
-	ds.lastData, ds.lastAck = n > 0, p.Ack
+	ds.mark(dsLastData, n > 0)
+	ds.lastAck = p.Ack
 	end := segEnd(p)
 	if f.Has(header.FIN) {
-		ds.finT = now
+		ds.finT = c.toStamp(now, farFin+d)
 	}
 	if end == p.Seq || f.Has(header.RST) {
 		return false
@@ -818,8 +823,9 @@ func (t *Tracker) count(c *Conn, d int, p *capture.Packet, now int64) bool {
 func (c *Conn) addSpan(d int, s span) bool {
 	ds := &c.dir[d]
 	if c.x == nil || c.x.holes[d] == nil {
-		if !ds.endSeen {
-			ds.lo, ds.end, ds.endSeen = s.lo, s.hi, true
+		if !ds.is(dsEndSeen) {
+			ds.lo, ds.end = s.lo, s.hi
+			ds.mark(dsEndSeen, true)
 			return false
 		}
 		if s.lo.LessThanEq(ds.end) && ds.lo.LessThanEq(s.hi) {
@@ -894,9 +900,10 @@ func (t *Tracker) middleboxes(c *Conn, d int, p *capture.Packet) {
 	n := max(p.PayloadLen, 0)
 	cp := conntrack.Packet{T: p.T, Flags: p.Flags, Seq: p.Seq, Ack: p.Ack, Len: n, Window: p.Window}
 	fromClient := d == 0 || p.Src == p.Dst // as c.is(0, p.Src): a packet to itself is from the client
-	if !c.hasCT {
+	if !c.flag(cfHasCT) {
 		if e, ok := conntrack.Make(cp); ok {
-			c.ct, c.hasCT = e, true
+			c.ct = e
+			c.mark(cfHasCT, true)
 			c.setFromClient(ctFirst, fromClient)
 		}
 	} else {
@@ -909,9 +916,10 @@ func (t *Tracker) middleboxes(c *Conn, d int, p *capture.Packet) {
 	if d == 1 {
 		vp.Dir = ipvs.FromServer
 	}
-	if !c.hasVS {
+	if !c.flag(cfHasVS) {
 		if e, ok := ipvs.Make(vp, t.cfg.IPVSMode); ok {
-			c.vs, c.hasVS = e, true
+			c.vs = e
+			c.mark(cfHasVS, true)
 		}
 	} else {
 		c.vs.Update(vp)
@@ -926,7 +934,14 @@ func (t *Tracker) middleboxes(c *Conn, d int, p *capture.Packet) {
 
 // infer runs the endpoint state model for p, sent by side d.
 func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
-	s, r := &c.ep[d], &c.ep[1-d]
+	s, r := c.loadEp(d), c.loadEp(1-d)
+	t.inferEp(c, d, &s, &r, p, idx)
+	c.storeEp(d, &s)
+	c.storeEp(1-d, &r)
+}
+
+// inferEp is infer on the endpoints loaded: s the sender, r the receiver.
+func (t *Tracker) inferEp(c *Conn, d int, s, r *endpoint, p *capture.Packet, idx int) {
 	f := p.Flags
 	now := p.T.UnixNano()
 	recS, recR := t.recorder(c, d), t.recorder(c, 1-d)
@@ -981,7 +996,7 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 			r.doubt(s.finSeq)
 		}
 	}
-	if c.keep {
+	if c.flag(cfKeep) {
 		c.x.lost = append(c.x.lost, lost...)
 	}
 
@@ -1077,11 +1092,15 @@ func (t *Tracker) Finish(at time.Time) {
 // finish is Finish for one connection.
 func (t *Tracker) finish(c *Conn, now int64) {
 	t.release(c, now, true)
-	if c.keep {
+	if c.flag(cfKeep) {
 		c.x.cur = -1
 	}
 	for d := range c.ep {
-		c.ep[d].deliverAnswered(t.recorder(c, d))
+		if c.ep[d].npend != 0 {
+			e := c.loadEp(d)
+			e.deliverAnswered(t.recorder(c, d))
+			c.storeEp(d, &e)
+		}
 	}
 	t.expire(c, now)
 }
@@ -1106,7 +1125,7 @@ func (t *Tracker) Prune(at time.Time, keep time.Duration) {
 	for _, r := range t.conns {
 		c := t.slab.at(r)
 		v := t.view(c, now)
-		if v.Ended && v.ConntrackState == "" && v.IPVSState == "" && now-c.last > int64(keep) {
+		if v.Ended && v.ConntrackState == "" && v.IPVSState == "" && now-c.lastNanos() > int64(keep) {
 			t.forget(r)
 			continue
 		}

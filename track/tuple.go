@@ -2,11 +2,11 @@ package track
 
 import "net/netip"
 
-// A connection's client and server are held in compact form: 20 bytes
+// A connection's client and server are held in compact form: 12 bytes
 // instead of two netip.AddrPort (64). An IPv4 pair is held inline (the
 // Conn fields v4 and port); any other (IPv6, IPv4-mapped IPv6, zoned)
-// keeps its two addresses in a small side allocation (v6), as such
-// connections are the rarer ones. Callers see netip.AddrPort only
+// keeps its two addresses in the connection's extension (connExt.v6), as
+// such connections are the rarer ones. Callers see netip.AddrPort only
 // (Conn.Client, Conn.Server, the views).
 
 // setTuple stores client and server.
@@ -14,19 +14,24 @@ func (c *Conn) setTuple(client, server netip.AddrPort) {
 	c.port = [2]uint16{client.Port(), server.Port()}
 	ca, sa := client.Addr(), server.Addr()
 	if ca.Is4() && sa.Is4() {
-		c.v4, c.v6 = [2][4]byte{ca.As4(), sa.As4()}, nil
+		c.v4 = [2][4]byte{ca.As4(), sa.As4()}
+		if c.x != nil {
+			c.x.v6, c.x.hasV6 = [2]netip.Addr{}, false
+		}
 		return
 	}
-	c.v4, c.v6 = [2][4]byte{}, &[2]netip.Addr{ca, sa}
+	c.v4 = [2][4]byte{}
+	x := c.ext()
+	x.v6, x.hasV6 = [2]netip.Addr{ca, sa}, true
 }
 
 // isV6 reports whether c's pair is not plain IPv4 (held in v6).
-func (c *Conn) isV6() bool { return c.v6 != nil }
+func (c *Conn) isV6() bool { return c.x != nil && c.x.hasV6 }
 
 // at is endpoint i (0 client, 1 server).
 func (c *Conn) at(i int) netip.AddrPort {
-	if c.v6 != nil {
-		return netip.AddrPortFrom(c.v6[i], c.port[i])
+	if c.isV6() {
+		return netip.AddrPortFrom(c.x.v6[i], c.port[i])
 	}
 	return netip.AddrPortFrom(netip.AddrFrom4(c.v4[i]), c.port[i])
 }
@@ -37,8 +42,8 @@ func (c *Conn) is(i int, a netip.AddrPort) bool {
 		return false
 	}
 	ad := a.Addr()
-	if c.v6 != nil {
-		return c.v6[i] == ad
+	if c.isV6() {
+		return c.x.v6[i] == ad
 	}
 	return ad.Is4() && ad.As4() == c.v4[i]
 }

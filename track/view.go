@@ -85,15 +85,15 @@ func (t *Tracker) view(c *Conn, now int64) ConnView {
 	at := fromNanos(now)
 	v := ConnView{Client: c.Client(), Server: c.Server(), First: c.First(), Last: c.Last(), MidStream: c.MidStream}
 	var tw [2]int64
-	v.ClientState, tw[0] = c.ep[0].believed(now, t.cfg.TimeWait)
-	v.ServerState, tw[1] = c.ep[1].believed(now, t.cfg.TimeWait)
-	v.ClientProven = c.ep[0].proven(now, t.cfg.TimeWait)
-	v.ServerProven = c.ep[1].proven(now, t.cfg.TimeWait)
+	v.ClientState, tw[0] = c.believed(0, now, t.cfg.TimeWait)
+	v.ServerState, tw[1] = c.believed(1, now, t.cfg.TimeWait)
+	v.ClientProven = c.proven(0, now, t.cfg.TimeWait)
+	v.ServerProven = c.proven(1, now, t.cfg.TimeWait)
 	v.Ended = v.ClientState == tcp.Closed && v.ServerState == tcp.Closed
 	for d, s := range [2]tcp.State{v.ClientState, v.ServerState} {
 		switch s {
 		case tcp.CloseWait:
-			v.CloseWaitSince = fromNanosOrZero(c.dir[1-d].finT)
+			v.CloseWaitSince = fromNanosOrZero(c.time(c.dir[1-d].finT, farFin+1-d))
 		case tcp.TimeWait:
 			v.TimeWaitSince = fromNanosOrZero(tw[d])
 		}
@@ -103,14 +103,14 @@ func (t *Tracker) view(c *Conn, now int64) ConnView {
 		ds := &c.dir[d]
 		n := c.counters(d)
 		v.Packets[d], v.Bytes[d], v.Retrans[d] = n.packets, n.bytes, n.retrans
-		v.ZeroWindow[d], v.RSTs[d], v.HalfOpen[d] = n.zeroWin, n.rsts, ds.halfOpen
+		v.ZeroWindow[d], v.RSTs[d], v.HalfOpen[d] = n.zeroWin, n.rsts, ds.is(dsHalfOpen)
 		v.Window[d] = uint64(ds.win)
 		if wsOK {
 			v.Window[d] <<= uint(ds.ws)
 		}
 	}
-	if !c.superseded {
-		if e := &c.ct; c.hasCT {
+	if !c.flag(cfSuperseded) {
+		if e := &c.ct; c.flag(cfHasCT) {
 			if st, left, ok := e.At(at); ok {
 				v.ConntrackState, v.ConntrackExpire = st, left
 				v.ConntrackAssured, v.ConntrackUnreplied = e.Assured(), e.Unreplied()
@@ -124,7 +124,7 @@ func (t *Tracker) view(c *Conn, now int64) ConnView {
 				v.ConntrackOrigSrc, v.ConntrackOrigDst = src, dst
 			}
 		}
-		if e := &c.vs; c.hasVS {
+		if e := &c.vs; c.flag(cfHasVS) {
 			if st, left, ok := e.At(at); ok {
 				v.IPVSState, v.IPVSExpire = st, left
 			}
