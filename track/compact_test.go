@@ -25,7 +25,7 @@ func TestConnSize(t *testing.T) {
 		{"Conn", unsafe.Sizeof(Conn{}), 480},
 		{"conntrack.Entry", unsafe.Sizeof(conntrack.Entry{}), 48},
 		{"ipvs.Entry", unsafe.Sizeof(ipvs.Entry{}), 16},
-		{"zeek.Flow", unsafe.Sizeof(zeek.Flow{}), 56},
+		{"zeek.Core", unsafe.Sizeof(zeek.Core{}), 40},
 		{"dirStats", unsafe.Sizeof(dirStats{}), 40},
 		{"endpoint", unsafe.Sizeof(endpoint{}), 56},
 	} {

@@ -90,6 +90,7 @@ type connExt struct {
 	far   [numFar]int64 // the times whose stamp is stampFar, Unix nanoseconds
 	v6    [2]netip.Addr // client and server when not both plain IPv4 (hasV6)
 	hasV6 bool
+	zk    *zeek.Rare // the rare part of Conn.zk
 	pkts  []pktLog
 	trans [2][]transition
 	lost  []int // packets whose loss a retransmission revealed
@@ -116,7 +117,7 @@ type Conn struct {
 	dir   [2]dirStats
 	ct    conntrack.Entry
 	vs    ipvs.Entry
-	zk    zeek.Flow
+	zk    zeek.Core       // its rare part is the extension's zk
 	inEnd [2]seqnum.Value // highest sequence end of the packets inferred, per direction (cfInSet)
 	v4    [2][4]byte      // client and server IPv4 addresses (unless the extension's hasV6)
 	port  [2]uint16       // client and server ports
@@ -715,7 +716,7 @@ func (t *Tracker) order(c *Conn, d int, p *capture.Packet, idx int, now int64) {
 // shrink frees c's extension when nothing is left in it.
 func (c *Conn) shrink() {
 	x := c.x
-	if x == nil || c.flag(cfKeep) || x.big != [2]big{} || x.hasV6 || c.usesFar() {
+	if x == nil || c.flag(cfKeep) || x.big != [2]big{} || x.hasV6 || x.zk != nil || c.usesFar() {
 		return
 	}
 	for d := range x.held {
@@ -929,7 +930,13 @@ func (t *Tracker) middleboxes(c *Conn, d int, p *capture.Packet) {
 	if fromClient != c.fromClient(zkFirst) {
 		zp.Dir = zeek.Backward
 	}
-	c.zk.PacketWithServerPorts(zp, t.cfg.ZeekServerPorts)
+	var zx *zeek.Rare
+	if c.x != nil {
+		zx = c.x.zk
+	}
+	if zx = c.zk.Feed(zp, t.cfg.ZeekServerPorts, zx); zx != nil {
+		c.ext().zk = zx
+	}
 }
 
 // infer runs the endpoint state model for p, sent by side d.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/tcp"
+	"github.com/tcpstate/tcpstate/track/zeek"
 )
 
 // C2S and S2C index the per-direction arrays of a ConnView.
@@ -130,7 +131,11 @@ func (t *Tracker) view(c *Conn, now int64) ConnView {
 			}
 		}
 	}
-	v.ZeekState, v.ZeekHistory = c.zk.State(), c.zk.History()
+	var zx *zeek.Rare
+	if c.x != nil {
+		zx = c.x.zk
+	}
+	v.ZeekState, v.ZeekHistory = c.zk.StateWith(zx), c.zk.HistoryWith(zx)
 	return v
 }
 

@@ -11,25 +11,25 @@ import (
 // than the inline part, and a byte outside the alphabet (which moves the
 // rest to the allocation without reordering).
 func TestHistoryPacking(t *testing.T) {
-	if got := unsafe.Sizeof(history{}); got != 16 {
-		t.Errorf("history is %d bytes, want 16", got)
+	if got := unsafe.Sizeof(Core{}); got != 40 {
+		t.Errorf("Core is %d bytes, want 40", got)
 	}
 	for _, want := range []string{
 		"", "S", "ShADadFf", histLetters, strings.Repeat("Tt", 20),
 		"ShAD?dFf", "ShADadFfTtWw", "ShADadFfTtWwC", "^hSADadFfRr",
 	} {
-		var h history
+		var f Flow
 		for i := range len(want) {
-			h.add(want[i])
+			f.addLetter(want[i])
 		}
-		if got := h.String(); got != want {
+		if got := f.History(); got != want {
 			t.Errorf("added %q, history %q", want, got)
 		}
-		if got, exp := h.synThenRst(), synThenRst(want); got != exp {
+		if got, exp := f.histSynThenRst(), synThenRst(want); got != exp {
 			t.Errorf("%q: synThenRst %v, want %v", want, got, exp)
 		}
-		if inline := len(want) <= histInline && !strings.Contains(want, "?"); inline == h.overflowed() {
-			t.Errorf("%q: overflowed %v", want, h.overflowed())
+		if inline := len(want) <= histInline && !strings.Contains(want, "?"); inline == f.overflowed() {
+			t.Errorf("%q: overflowed %v", want, f.overflowed())
 		}
 	}
 }

@@ -68,10 +68,12 @@ type Packet struct {
 	SrcPort, DstPort uint16
 }
 
-// endpoint is the part of Zeek's TCP_Endpoint the model needs that a
-// Flow holds inline, as the packet functions work on it: loaded from the
-// Flow (load) and stored back (store). The rest, rarely other than zero,
-// is in the Flow's rare part: hist_last_SYN and hist_last_RST, and the
+// endpoint is the part of Zeek's TCP_Endpoint the model needs, as the
+// packet functions work on it: loaded from the Core (load) and stored
+// back (store). hist_last_FIN is held in the Core as a bit when it is
+// last_seq - 1 - start_seq (the FIN was the last thing sent, as it
+// usually is), else in the rare part; the rest, rarely other than zero,
+// is in the rare part: hist_last_SYN and hist_last_RST, and the
 // retransmission, zero-window and bad-checksum counts past a few.
 type endpoint struct {
 	start   seqnum.Value // start_seq
@@ -93,54 +95,69 @@ const (
 	numCounters
 )
 
-// rare is the part of a Flow allocated when first needed: history letters
-// past the inline ones, a non-zero hist_last_SYN or any hist_last_RST,
-// and the counts of the scaled history letters once past what Flow.cnt
-// holds, with the next threshold of each as a power of 10.
-type rare struct {
+// Rare is the part of a Flow allocated when first needed: history letters
+// past the inline ones, a non-zero hist_last_SYN, any hist_last_RST, a
+// hist_last_FIN that is not where the endpoint's sequence ends, and the
+// counts of the scaled history letters once past what Core.cnt holds,
+// with the next threshold of each as a power of 10.
+type Rare struct {
 	more    []byte
 	lastSYN [2]int32
 	lastRST [2]int32
+	lastFIN [2]uint32
 	count   [2][numCounters]uint32
 	th      [2][numCounters]uint8
 }
 
-// The bits of Flow.cnt[i]: the endpoint's retransmissions (bits 0-2) and
-// zero windows (bits 3-5) while fewer than cntInRare, and whether it sent
-// a FIN.
+// The bits of Core.cnt[i]: the endpoint's retransmissions (bits 0-2) and
+// zero windows (bits 3-5) while fewer than cntInRare, whether it sent a
+// FIN, and whether its hist_last_FIN is last_seq - 1 - start_seq.
 const (
 	cntBits   = 3
-	cntInRare = 1<<cntBits - 1 // the count is in rare
+	cntInRare = 1<<cntBits - 1 // the count is in the rare part
 	cntFin    = 1 << (2 * cntBits)
+	cntFinAt  = cntFin << 1
 )
 
 // load returns endpoint i of f.
 func (f *Flow) load(i uint8) endpoint {
-	return endpoint{start: f.start[i], last: f.last[i], ack: f.ack[i], lastFIN: f.lastFIN[i],
+	e := endpoint{start: f.start[i], last: f.last[i], ack: f.ack[i],
 		state: f.state[i], prev: f.prev[i], finSeen: f.cnt[i]&cntFin != 0}
+	switch {
+	case f.cnt[i]&cntFinAt != 0:
+		e.lastFIN = uint32(e.last - 1 - e.start)
+	case f.x != nil:
+		e.lastFIN = f.x.lastFIN[i]
+	}
+	return e
 }
 
 // store puts e back as endpoint i of f.
 func (f *Flow) store(i uint8, e *endpoint) {
-	f.start[i], f.last[i], f.ack[i], f.lastFIN[i] = e.start, e.last, e.ack, e.lastFIN
+	f.start[i], f.last[i], f.ack[i] = e.start, e.last, e.ack
 	f.state[i], f.prev[i] = e.state, e.prev
-	f.cnt[i] &^= cntFin
+	f.cnt[i] &^= cntFin | cntFinAt
 	if e.finSeen {
 		f.cnt[i] |= cntFin
+	}
+	if e.lastFIN == uint32(e.last-1-e.start) {
+		f.cnt[i] |= cntFinAt
+	} else if e.lastFIN != 0 || f.x != nil {
+		f.rare().lastFIN[i] = e.lastFIN
 	}
 }
 
 // rare returns f's rare part, allocating it.
-func (f *Flow) rare() *rare {
-	if f.hist.x == nil {
-		f.hist.x = &rare{}
+func (f *Flow) rare() *Rare {
+	if f.x == nil {
+		f.x = &Rare{}
 	}
-	return f.hist.x
+	return f.x
 }
 
 // lastSYN is hist_last_SYN of endpoint i: zero unless set otherwise.
 func (f *Flow) lastSYN(i uint8) int32 {
-	if x := f.hist.x; x != nil {
+	if x := f.x; x != nil {
 		return x.lastSYN[i]
 	}
 	return 0
@@ -149,7 +166,7 @@ func (f *Flow) lastSYN(i uint8) int32 {
 // setLastSYN sets hist_last_SYN of endpoint i, allocating the rare part
 // only for a value other than zero.
 func (f *Flow) setLastSYN(i uint8, v int32) {
-	if v != 0 || f.hist.x != nil {
+	if v != 0 || f.x != nil {
 		f.rare().lastSYN[i] = v
 	}
 }
@@ -182,25 +199,51 @@ func (e *endpoint) size(peer *endpoint) uint64 {
 	return n
 }
 
-// Flow is Zeek's view of one TCP connection.
-//
-// It is kept small (56 bytes), as a tracker holds one per connection:
-// the endpoints' fields are held as pairs (index 0 the first packet's
-// sender), what is rarely other than zero is in a part allocated when
-// first needed (rare), and the yes/no facts are bits.
+// Flow is Zeek's view of one TCP connection: its Core and the rare part.
 type Flow struct {
-	hist    history // the history letters; hist.x is the rare part
-	start   [2]seqnum.Value
-	last    [2]seqnum.Value
-	ack     [2]seqnum.Value
-	lastFIN [2]uint32
-	state   [2]EndpointState
-	prev    [2]EndpointState
-	cnt     [2]uint8 // small counts and the FIN bit (cntBits, cntFin)
+	Core
+	x *Rare // nil until needed
+}
+
+// Core is a Flow less its rare part (40 bytes), for a holder of many
+// flows that keeps the rare parts itself (a tracker holds one per
+// connection, and one place for all of a connection's rarely used parts):
+// see Feed. The endpoints' fields are held as pairs (index 0 the first
+// packet's sender), and the yes/no facts are bits.
+type Core struct {
+	hist  uint64 // the history letters held inline (see addLetter)
+	start [2]seqnum.Value
+	last  [2]seqnum.Value
+	ack   [2]seqnum.Value
+	state [2]EndpointState
+	prev  [2]EndpointState
+	cnt   [2]uint8 // small counts and the FIN bits (cntBits, cntFin, cntFinAt)
 	// seen is hist_seen, one bit per letter (histSYN ...) for the
 	// originator and the same shifted by respShift for the responder,
 	// and flowStarted and flowFlipped.
 	seen uint16
+}
+
+// Feed is Flow.PacketWithServerPorts for a Core whose rare part, x (nil
+// until needed), its holder keeps: it returns the rare part, allocated
+// when the packet needed it.
+func (c *Core) Feed(p Packet, likely func(port uint16) bool, x *Rare) *Rare {
+	f := Flow{Core: *c, x: x}
+	f.PacketWithServerPorts(p, likely)
+	*c = f.Core
+	return f.x
+}
+
+// StateWith is Flow.State for a Core whose rare part is x.
+func (c *Core) StateWith(x *Rare) string {
+	f := Flow{Core: *c, x: x}
+	return f.State()
+}
+
+// HistoryWith is Flow.History for a Core whose rare part is x.
+func (c *Core) HistoryWith(x *Rare) string {
+	f := Flow{Core: *c, x: x}
+	return f.History()
 }
 
 // The bits of Flow.seen past the letters.
@@ -228,55 +271,42 @@ var histCode = func() (t [256]uint8) {
 	return t
 }()
 
-// history is a history string: its first histInline letters packed inline
-// (bits 0-3 the count, then 5 bits a letter), the rest (rare: long runs of
-// scaled letters, or a letter outside histLetters) in the Flow's rare
-// part. It is 16 bytes where the letters as bytes would take 24.
-type history struct {
-	x      *rare
-	packed uint64
-}
+// The history string is held as its first histInline letters packed in
+// Core.hist (bits 0-3 the count, then 5 bits a letter), the rest (rare:
+// long runs of scaled letters, or a letter outside histLetters) in the
+// rare part: 8 bytes where the letters as bytes would take 24.
 
 // overflowed reports whether letters went past the inline ones.
-func (h *history) overflowed() bool { return h.x != nil && len(h.x.more) > 0 }
+func (f *Flow) overflowed() bool { return f.x != nil && len(f.x.more) > 0 }
 
-func (h *history) add(c byte) {
-	n := h.packed & 15
-	if code := histCode[c]; code != 0 && n < histInline && !h.overflowed() {
-		h.packed += uint64(code)<<(4+5*n) + 1
+// addLetter appends c to the history.
+func (f *Flow) addLetter(c byte) {
+	n := f.hist & 15
+	if code := histCode[c]; code != 0 && n < histInline && !f.overflowed() {
+		f.hist += uint64(code)<<(4+5*n) + 1
 		return
 	}
-	if h.x == nil {
-		h.x = &rare{}
-	}
-	h.x.more = append(h.x.more, c)
+	x := f.rare()
+	x.more = append(x.more, c)
 }
 
 // inline decodes the inline letters into buf.
-func (h *history) inline(buf *[histInline]byte) []byte {
-	n := int(h.packed & 15)
+func (f *Flow) inline(buf *[histInline]byte) []byte {
+	n := int(f.hist & 15)
 	for i := range n {
-		buf[i] = histLetters[(h.packed>>(4+5*i))&31-1]
+		buf[i] = histLetters[(f.hist>>(4+5*i))&31-1]
 	}
 	return buf[:n]
 }
 
-// synThenRst is synThenRst of the history, without making its string
+// histSynThenRst is synThenRst of the history, without making its string
 // when it is all inline.
-func (h *history) synThenRst() bool {
-	if !h.overflowed() {
+func (f *Flow) histSynThenRst() bool {
+	if !f.overflowed() {
 		var buf [histInline]byte
-		return synThenRst(h.inline(&buf))
+		return synThenRst(f.inline(&buf))
 	}
-	return synThenRst(h.String())
-}
-
-func (h *history) String() string {
-	var buf [histInline]byte
-	if !h.overflowed() {
-		return string(h.inline(&buf))
-	}
-	return string(h.inline(&buf)) + string(h.x.more)
+	return synThenRst(f.History())
 }
 
 // New returns an empty Flow. Its role heuristic uses
@@ -304,22 +334,28 @@ func noServerPorts(uint16) bool { return false }
 
 // Flipped reports whether Zeek has swapped the roles, so that its
 // originator is the receiver of the first packet.
-func (f *Flow) Flipped() bool { return f.seen&flowFlipped != 0 }
+func (c *Core) Flipped() bool { return c.seen&flowFlipped != 0 }
 
 // History is the history string conn.log would show.
-func (f *Flow) History() string { return f.hist.String() }
+func (f *Flow) History() string {
+	var buf [histInline]byte
+	if !f.overflowed() {
+		return string(f.inline(&buf))
+	}
+	return string(f.inline(&buf)) + string(f.x.more)
+}
 
 // OrigState and RespState are the endpoint states of Zeek's current
 // originator and responder.
-func (f *Flow) OrigState() EndpointState { return f.state[f.role(0)] }
+func (c *Core) OrigState() EndpointState { return c.state[c.role(0)] }
 
 // RespState: see OrigState.
-func (f *Flow) RespState() EndpointState { return f.state[f.role(1)] }
+func (c *Core) RespState() EndpointState { return c.state[c.role(1)] }
 
 // role returns the index of the originator (r = 0) or the responder (r =
 // 1): the roles are swapped when flipped.
-func (f *Flow) role(r uint8) uint8 {
-	if f.Flipped() {
+func (c *Core) role(r uint8) uint8 {
+	if c.Flipped() {
 		return r ^ 1
 	}
 	return r
@@ -333,7 +369,7 @@ func (f *Flow) State() string {
 	}
 	o, r := f.load(f.role(0)), f.load(f.role(1))
 	c := connView{os: o.state, rs: r.state, origSize: o.size(&r), respSize: r.size(&o),
-		synThenRst: f.hist.synThenRst()}
+		synThenRst: f.histSynThenRst()}
 	for _, rule := range connStateRules {
 		if rule.test(&c) {
 			return rule.state
@@ -368,7 +404,7 @@ func (f *Flow) checkHistory(orig bool, mask uint16, code byte) bool {
 		return true
 	}
 	f.seen |= mask
-	f.hist.add(code)
+	f.addLetter(code)
 	return false
 }
 
@@ -376,7 +412,7 @@ func (f *Flow) addHistory(orig bool, code byte) {
 	if !orig {
 		code = lower(code)
 	}
-	f.hist.add(code)
+	f.addLetter(code)
 }
 
 // pow10 are the thresholds of scaled, by exponent: every power of 10 a
@@ -426,7 +462,7 @@ func (f *Flow) scaled(orig bool, code byte, i uint8, k counter) {
 // flip is FlipRoles: swap originator and responder, note '^'.
 func (f *Flow) flip() {
 	f.seen ^= flowFlipped
-	f.hist.add('^')
+	f.addLetter('^')
 }
 
 // Packet feeds the next packet in capture order, with

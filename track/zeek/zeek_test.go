@@ -117,6 +117,7 @@ func TestHistoryLetters(t *testing.T) {
 		{"FIN+RST is inconsistent", "ShAI", seq(hs, one(pk(Forward, header.FIN|R|A, c0+1, s0+1, 0)))},
 		{"a retransmitted FIN is recorded once", "ShAF", seq(hs, one(pk(Forward, FA, c0+1, s0+1, 0), pk(Forward, FA, c0+1, s0+1, 0)))},
 		{"a FIN at a new sequence is recorded again", "ShAFF", seq(hs, one(pk(Forward, FA, c0+1, s0+1, 0), pk(Forward, FA, c0+1, s0+1, 5)))},
+		{"a FIN resent after data beyond it is recorded once", "ShAFD", seq(hs, one(pk(Forward, FA, c0+1, s0+1, 0), pk(Forward, PA, c0+2, s0+1, 10), pk(Forward, FA, c0+1, s0+1, 0)))},
 		{"a RST at a new sequence is recorded again", "ShArr", seq(hs, one(pk(Backward, R, s0+1, 0, 0), pk(Backward, R, s0+9, 0, 0)))},
 		{"a pure ACK and data are recorded once per side", "ShAD", seq(hs, one(data, pk(Forward, PA, c0+101, s0+1, 5), pk(Forward, A, c0+106, s0+1, 0)))},
 	}
