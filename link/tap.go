@@ -45,19 +45,28 @@ const (
 // TapEndpoint wraps an Endpoint and writes every packet that passes
 // through it, read or written, to a pcap or pcapng capture. Make one with
 // Tap or TapNg.
+//
+// A TapEndpoint is also an Offloader (see tap_offload.go): if ep is one
+// with its offloads on, so is the tap, and the large TCP segments that
+// cross it are recorded as the device carries them.
 type TapEndpoint struct {
 	ep  Endpoint
+	off Offloader // ep, if it is an Offloader
 	now func() time.Time
 	ng  bool // pcapng rather than pcap
 
-	mu   sync.Mutex
-	w    io.Writer
-	hdr  [28]byte
-	tail [3 + 16]byte
-	err  error // the first error writing the capture
+	mu      sync.Mutex
+	w       io.Writer
+	hdr     [28]byte
+	tail    [3 + 16]byte
+	err     error  // the first error writing the capture
+	scratch []byte // the captured copy of an offloaded packet, under mu
 }
 
-var _ Endpoint = (*TapEndpoint)(nil)
+var (
+	_ Endpoint  = (*TapEndpoint)(nil)
+	_ Offloader = (*TapEndpoint)(nil)
+)
 
 // Tap returns an Endpoint that behaves like ep and also writes each
 // packet it reads or writes to w as a pcap file (link type LINKTYPE_RAW,
@@ -75,8 +84,15 @@ var _ Endpoint = (*TapEndpoint)(nil)
 // do; wrap a file in a bufio.Writer to keep the cost per packet
 // down. A failure to write the capture never disturbs the link: the tap
 // stops recording and Err reports why.
+//
+// If ep is an Offloader, the tap passes its offload path through
+// (Offload, ReadPacketsOffload, WriteOffload): a stack uses it exactly
+// when it would use ep's, and the TCP segments of up to MaxOffloadPacket
+// bytes that cross are recorded whole, with their checksums completed in
+// the record.
 func Tap(ep Endpoint, w io.Writer) *TapEndpoint {
 	t := &TapEndpoint{ep: ep, w: w, now: time.Now}
+	t.off, _ = ep.(Offloader)
 	var h [24]byte
 	binary.LittleEndian.PutUint32(h[0:], pcapMagic)
 	binary.LittleEndian.PutUint16(h[4:], pcapVersionMajor)
@@ -107,6 +123,7 @@ func (t *TapEndpoint) MTU() int { return t.ep.MTU() }
 // far readable), then close the file.
 func TapNg(ep Endpoint, w io.Writer) *TapEndpoint {
 	t := &TapEndpoint{ep: ep, w: w, now: time.Now, ng: true}
+	t.off, _ = ep.(Offloader)
 	le := binary.LittleEndian
 	// Section Header Block (§4.1): byte-order magic, version 1.0,
 	// section length unknown (-1), shb_userappl.
