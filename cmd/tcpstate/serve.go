@@ -50,7 +50,7 @@ func (f *stackFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.addr, "addr", "", "the stack's own address on the device, as IP/PREFIX (for example 10.9.0.2/24)")
 	fl.StringVar(&f.admin, "admin", "", "serve /metrics, /conns, /stats, /transitions and /events over HTTP on ADDR (for example 127.0.0.1:9180)")
 	fl.StringVar(&f.trace, "trace", "", "write every event (segments, state changes, timers) to FILE as JSON lines")
-	fl.StringVar(&f.pcap, "pcap", "", "write every packet sent and received to FILE as pcapng")
+	fl.StringVar(&f.pcap, "pcap", "", "write every packet sent and received to FILE as pcapng (with offloads, the large TCP segments as the device carries them)")
 	fl.StringVar(&f.cc, "cc", "", "congestion control: cubic (the default), newreno or bbr (paced, for long lossy paths)")
 	fl.BoolVar(&f.noOffload, "no-offload", false, "open the TUN device without the kernel's offloads (TSO, checksums): MTU-sized packets only")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to FILE (read it with go tool pprof)")
@@ -157,6 +157,10 @@ func (f *stackFlags) open(ctx context.Context, stderr io.Writer) (*running, erro
 			dev.Close()
 			return fail(fmt.Errorf("--pcap: %w", err))
 		}
+		// The tap passes the device's offload path through (it is a
+		// link.Offloader whose Offload is the device's), so capturing
+		// keeps the 64 KiB segments and records them as they cross;
+		// only --no-offload makes the packets MTU-sized.
 		tap := link.TapNg(dev, bufio.NewWriterSize(file, 256<<10))
 		ep = tap
 		stopFlush := flushEvery(time.Second, func() { tap.Flush() })
