@@ -100,7 +100,8 @@ func (e *endpoint) pending() []item {
 }
 
 // setPending makes items (which may share memory with pending()) e's
-// pending items.
+// pending items. It copies them, so that an endpoint loaded on the stack
+// (see Conn.loadEp) stays there.
 func (e *endpoint) setPending(items []item) {
 	switch len(items) {
 	case 0:
@@ -113,7 +114,7 @@ func (e *endpoint) setPending(items []item) {
 			m := append([]item(nil), items...)
 			e.more = &m
 		} else {
-			*e.more = items
+			*e.more = append((*e.more)[:0], items...)
 		}
 		e.npend = 0
 	}

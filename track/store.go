@@ -109,6 +109,12 @@ const pendExt = 2
 // is reports whether fact f holds for the endpoint.
 func (s *epStore) is(f epFlag) bool { return s.flags&f != 0 }
 
+// relevant is endpoint.relevant on the stored endpoint.
+func (s *epStore) relevant(f header.TCPFlags, ack seqnum.Value) bool {
+	e := endpoint{iss: s.iss, finSeq: s.finSeq, flags: s.flags}
+	return e.relevant(f, ack)
+}
+
 // loadEp returns endpoint d of c in full. Its pending items in the
 // extension are shared: changing them through the endpoint changes them
 // in c.

@@ -140,7 +140,10 @@ func (c *Conn) setFromClient(b connFlag, v bool) { c.mark(b, v) }
 // npkt is the number of packets seen so far, at most 1<<31-1: the index
 // of the next packet in the connection.
 func (c *Conn) npkt() int {
-	n := c.counters(0).packets + c.counters(1).packets
+	n := uint64(c.dir[0].packets) + uint64(c.dir[1].packets)
+	if c.x != nil {
+		n += c.x.big[0].packets + c.x.big[1].packets
+	}
 	return int(min(n, 1<<31-1))
 }
 
@@ -941,6 +944,19 @@ func (t *Tracker) middleboxes(c *Conn, d int, p *capture.Packet) {
 
 // infer runs the endpoint state model for p, sent by side d.
 func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
+	if f := p.Flags; f&(header.SYN|header.FIN|header.RST) == 0 && !c.flag(cfKeep) {
+		// The common case, data or an ACK, needs no loading when all it
+		// does is break the receiver's wait (epQuiet): inferEp delivers
+		// nothing at the sender (only a SYN or a FIN pending is proven
+		// by a packet, and a SYN-RECEIVED sender's new data is looked
+		// at), and pushes nothing at the receiver (not relevant).
+		sd, rd := &c.ep[d], &c.ep[1-d]
+		if (sd.npend == 0 || sd.npend == 1 && sd.one.flags&(header.SYN|header.FIN) == 0) &&
+			sd.st != tcp.SynReceived && !rd.relevant(f, p.Ack) {
+			rd.flags &^= epQuiet
+			return
+		}
+	}
 	s, r := c.loadEp(d), c.loadEp(1-d)
 	t.inferEp(c, d, &s, &r, p, idx)
 	c.storeEp(d, &s)

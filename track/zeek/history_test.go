@@ -18,11 +18,11 @@ func TestHistoryPacking(t *testing.T) {
 		"", "S", "ShADadFf", histLetters, strings.Repeat("Tt", 20),
 		"ShAD?dFf", "ShADadFfTtWw", "ShADadFfTtWwC", "^hSADadFfRr",
 	} {
-		var f Flow
+		f := flowRef{Core: &Core{}}
 		for i := range len(want) {
 			f.addLetter(want[i])
 		}
-		if got := f.History(); got != want {
+		if got := f.history(); got != want {
 			t.Errorf("added %q, history %q", want, got)
 		}
 		if got, exp := f.histSynThenRst(), synThenRst(want); got != exp {

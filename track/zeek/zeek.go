@@ -68,21 +68,24 @@ type Packet struct {
 	SrcPort, DstPort uint16
 }
 
-// endpoint is the part of Zeek's TCP_Endpoint the model needs, as the
-// packet functions work on it: loaded from the Core (load) and stored
-// back (store). hist_last_FIN is held in the Core as a bit when it is
-// last_seq - 1 - start_seq (the FIN was the last thing sent, as it
-// usually is), else in the rare part; the rest, rarely other than zero,
-// is in the rare part: hist_last_SYN and hist_last_RST, and the
-// retransmission, zero-window and bad-checksum counts past a few.
+// endpoint is the part of Zeek's TCP_Endpoint the model needs (16
+// bytes). hist_last_FIN is a bit of cnt when it is last_seq - 1 -
+// start_seq (the FIN was the last thing sent, as it usually is), else in
+// the rare part; what is rarely other than zero is in the rare part too:
+// hist_last_SYN and hist_last_RST, and the retransmission, zero-window
+// and bad-checksum counts past a few.
 type endpoint struct {
-	start   seqnum.Value // start_seq
-	last    seqnum.Value // last_seq: one past the highest sequence sent
-	ack     seqnum.Value // ack_seq: the highest ACK the peer sent for it
-	lastFIN uint32       // hist_last_FIN, its low 32 bits (see updateHistory)
-	state   EndpointState
-	prev    EndpointState
-	finSeen bool // FIN_cnt > 0, its only use (TCP_Endpoint::Size)
+	start seqnum.Value // start_seq
+	last  seqnum.Value // last_seq: one past the highest sequence sent
+	ack   seqnum.Value // ack_seq: the highest ACK the peer sent for it
+	state EndpointState
+	prev  EndpointState
+	cnt   uint8 // small counts and the FIN bits (cntBits, cntFin, cntFinAt)
+	// seen holds the hist_seen bits (histSYN ...) of the role with this
+	// endpoint's index, not of the endpoint (roles can flip): ep[0].seen
+	// the originator's, ep[1].seen the responder's; the top bit is
+	// seenStarted in ep[0], seenFlipped in ep[1].
+	seen uint8
 }
 
 // counter names one of an endpoint's counted history letters.
@@ -119,36 +122,46 @@ const (
 	cntFinAt  = cntFin << 1
 )
 
-// load returns endpoint i of f.
-func (f *Flow) load(i uint8) endpoint {
-	e := endpoint{start: f.start[i], last: f.last[i], ack: f.ack[i],
-		state: f.state[i], prev: f.prev[i], finSeen: f.cnt[i]&cntFin != 0}
+// lastFIN is hist_last_FIN of endpoint i.
+func (f *flowRef) lastFIN(i uint8) uint32 {
+	e := &f.ep[i]
 	switch {
-	case f.cnt[i]&cntFinAt != 0:
-		e.lastFIN = uint32(e.last - 1 - e.start)
+	case e.cnt&cntFinAt != 0:
+		return uint32(e.last - 1 - e.start)
 	case f.x != nil:
-		e.lastFIN = f.x.lastFIN[i]
+		return f.x.lastFIN[i]
 	}
-	return e
+	return 0
 }
 
-// store puts e back as endpoint i of f.
-func (f *Flow) store(i uint8, e *endpoint) {
-	f.start[i], f.last[i], f.ack[i] = e.start, e.last, e.ack
-	f.state[i], f.prev[i] = e.state, e.prev
-	f.cnt[i] &^= cntFin | cntFinAt
-	if e.finSeen {
-		f.cnt[i] |= cntFin
+// setLastFIN sets hist_last_FIN of endpoint i to v, as the bit when it is
+// where the endpoint's sequence ends.
+func (f *flowRef) setLastFIN(i uint8, v uint32) {
+	e := &f.ep[i]
+	if v == uint32(e.last-1-e.start) {
+		e.cnt |= cntFinAt
+		return
 	}
-	if e.lastFIN == uint32(e.last-1-e.start) {
-		f.cnt[i] |= cntFinAt
-	} else if e.lastFIN != 0 || f.x != nil {
-		f.rare().lastFIN[i] = e.lastFIN
+	e.cnt &^= cntFinAt
+	if v != 0 || f.x != nil {
+		f.rare().lastFIN[i] = v
+	}
+}
+
+// keepFIN is called before endpoint i's start_seq or last_seq changes:
+// a hist_last_FIN held as the bit moves to the rare part (unless zero).
+func (f *flowRef) keepFIN(i uint8) {
+	if e := &f.ep[i]; e.cnt&cntFinAt != 0 {
+		v := uint32(e.last - 1 - e.start)
+		e.cnt &^= cntFinAt
+		if v != 0 || f.x != nil {
+			f.rare().lastFIN[i] = v
+		}
 	}
 }
 
 // rare returns f's rare part, allocating it.
-func (f *Flow) rare() *Rare {
+func (f *flowRef) rare() *Rare {
 	if f.x == nil {
 		f.x = &Rare{}
 	}
@@ -156,7 +169,7 @@ func (f *Flow) rare() *Rare {
 }
 
 // lastSYN is hist_last_SYN of endpoint i: zero unless set otherwise.
-func (f *Flow) lastSYN(i uint8) int32 {
+func (f *flowRef) lastSYN(i uint8) int32 {
 	if x := f.x; x != nil {
 		return x.lastSYN[i]
 	}
@@ -165,7 +178,7 @@ func (f *Flow) lastSYN(i uint8) int32 {
 
 // setLastSYN sets hist_last_SYN of endpoint i, allocating the rare part
 // only for a value other than zero.
-func (f *Flow) setLastSYN(i uint8, v int32) {
+func (f *flowRef) setLastSYN(i uint8, v int32) {
 	if v != 0 || f.x != nil {
 		f.rare().lastSYN[i] = v
 	}
@@ -193,7 +206,7 @@ func (e *endpoint) size(peer *endpoint) uint64 {
 		return 0
 	}
 	n := uint64(d) - 1 // the SYN's octet
-	if e.finSeen && n != 0 {
+	if e.cnt&cntFin != 0 && n != 0 {
 		n--
 	}
 	return n
@@ -208,49 +221,46 @@ type Flow struct {
 // Core is a Flow less its rare part (40 bytes), for a holder of many
 // flows that keeps the rare parts itself (a tracker holds one per
 // connection, and one place for all of a connection's rarely used parts):
-// see Feed. The endpoints' fields are held as pairs (index 0 the first
-// packet's sender), and the yes/no facts are bits.
+// see Feed. Endpoint 0 is the first packet's sender; the yes/no facts are
+// bits.
 type Core struct {
-	hist  uint64 // the history letters held inline (see addLetter)
-	start [2]seqnum.Value
-	last  [2]seqnum.Value
-	ack   [2]seqnum.Value
-	state [2]EndpointState
-	prev  [2]EndpointState
-	cnt   [2]uint8 // small counts and the FIN bits (cntBits, cntFin, cntFinAt)
-	// seen is hist_seen, one bit per letter (histSYN ...) for the
-	// originator and the same shifted by respShift for the responder,
-	// and flowStarted and flowFlipped.
-	seen uint16
+	hist uint64 // the history letters held inline (see addLetter)
+	ep   [2]endpoint
 }
 
 // Feed is Flow.PacketWithServerPorts for a Core whose rare part, x (nil
 // until needed), its holder keeps: it returns the rare part, allocated
 // when the packet needed it.
 func (c *Core) Feed(p Packet, likely func(port uint16) bool, x *Rare) *Rare {
-	f := Flow{Core: *c, x: x}
-	f.PacketWithServerPorts(p, likely)
-	*c = f.Core
-	return f.x
+	r := flowRef{c, x}
+	r.feed(p, likely)
+	return r.x
 }
 
 // StateWith is Flow.State for a Core whose rare part is x.
 func (c *Core) StateWith(x *Rare) string {
-	f := Flow{Core: *c, x: x}
-	return f.State()
+	r := flowRef{c, x}
+	return r.connState()
 }
 
 // HistoryWith is Flow.History for a Core whose rare part is x.
 func (c *Core) HistoryWith(x *Rare) string {
-	f := Flow{Core: *c, x: x}
-	return f.History()
+	r := flowRef{c, x}
+	return r.history()
 }
 
-// The bits of Flow.seen past the letters.
+// flowRef is a Core and its rare part, which the model's functions work
+// on: a Flow's, or a holder's (Feed).
+type flowRef struct {
+	*Core
+	x *Rare
+}
+
+// The top bit of endpoint.seen: in ep[0], a packet was seen; in ep[1],
+// the roles are swapped (the originator is endpoint 1).
 const (
-	respShift   = 7
-	flowStarted = 1 << 14 // a packet was seen
-	flowFlipped = 1 << 15 // the roles are swapped: the originator is endpoint 1
+	seenStarted = 1 << 7
+	seenFlipped = 1 << 7
 )
 
 // histInline is how many history letters a Flow holds without allocating:
@@ -277,10 +287,10 @@ var histCode = func() (t [256]uint8) {
 // rare part: 8 bytes where the letters as bytes would take 24.
 
 // overflowed reports whether letters went past the inline ones.
-func (f *Flow) overflowed() bool { return f.x != nil && len(f.x.more) > 0 }
+func (f *flowRef) overflowed() bool { return f.x != nil && len(f.x.more) > 0 }
 
 // addLetter appends c to the history.
-func (f *Flow) addLetter(c byte) {
+func (f *flowRef) addLetter(c byte) {
 	n := f.hist & 15
 	if code := histCode[c]; code != 0 && n < histInline && !f.overflowed() {
 		f.hist += uint64(code)<<(4+5*n) + 1
@@ -291,7 +301,7 @@ func (f *Flow) addLetter(c byte) {
 }
 
 // inline decodes the inline letters into buf.
-func (f *Flow) inline(buf *[histInline]byte) []byte {
+func (f *flowRef) inline(buf *[histInline]byte) []byte {
 	n := int(f.hist & 15)
 	for i := range n {
 		buf[i] = histLetters[(f.hist>>(4+5*i))&31-1]
@@ -301,12 +311,12 @@ func (f *Flow) inline(buf *[histInline]byte) []byte {
 
 // histSynThenRst is synThenRst of the history, without making its string
 // when it is all inline.
-func (f *Flow) histSynThenRst() bool {
+func (f *flowRef) histSynThenRst() bool {
 	if !f.overflowed() {
 		var buf [histInline]byte
 		return synThenRst(f.inline(&buf))
 	}
-	return synThenRst(f.History())
+	return synThenRst(f.history())
 }
 
 // New returns an empty Flow. Its role heuristic uses
@@ -334,10 +344,16 @@ func noServerPorts(uint16) bool { return false }
 
 // Flipped reports whether Zeek has swapped the roles, so that its
 // originator is the receiver of the first packet.
-func (c *Core) Flipped() bool { return c.seen&flowFlipped != 0 }
+func (c *Core) Flipped() bool { return c.ep[1].seen&seenFlipped != 0 }
 
 // History is the history string conn.log would show.
 func (f *Flow) History() string {
+	r := flowRef{&f.Core, f.x}
+	return r.history()
+}
+
+// history is Flow.History.
+func (f *flowRef) history() string {
 	var buf [histInline]byte
 	if !f.overflowed() {
 		return string(f.inline(&buf))
@@ -347,10 +363,10 @@ func (f *Flow) History() string {
 
 // OrigState and RespState are the endpoint states of Zeek's current
 // originator and responder.
-func (c *Core) OrigState() EndpointState { return c.state[c.role(0)] }
+func (c *Core) OrigState() EndpointState { return c.ep[c.role(0)].state }
 
 // RespState: see OrigState.
-func (c *Core) RespState() EndpointState { return c.state[c.role(1)] }
+func (c *Core) RespState() EndpointState { return c.ep[c.role(1)].state }
 
 // role returns the index of the originator (r = 0) or the responder (r =
 // 1): the roles are swapped when flipped.
@@ -364,11 +380,17 @@ func (c *Core) role(r uint8) uint8 {
 // State is the conn_state Zeek would log if the connection ended now; ""
 // before any packet.
 func (f *Flow) State() string {
-	if f.seen&flowStarted == 0 {
+	r := flowRef{&f.Core, f.x}
+	return r.connState()
+}
+
+// connState is Flow.State.
+func (f *flowRef) connState() string {
+	if f.ep[0].seen&seenStarted == 0 {
 		return ""
 	}
-	o, r := f.load(f.role(0)), f.load(f.role(1))
-	c := connView{os: o.state, rs: r.state, origSize: o.size(&r), respSize: r.size(&o),
+	o, r := &f.ep[f.role(0)], &f.ep[f.role(1)]
+	c := connView{os: o.state, rs: r.state, origSize: o.size(r), respSize: r.size(o),
 		synThenRst: f.histSynThenRst()}
 	for _, rule := range connStateRules {
 		if rule.test(&c) {
@@ -378,16 +400,16 @@ func (f *Flow) State() string {
 	return "OTH"
 }
 
-// History letters with a "seen once" bit (Zeek's HIST_* masks); the
-// responder's bits are these shifted left by respShift.
+// History letters with a "seen once" bit (Zeek's HIST_* masks), in
+// endpoint.seen of the role's index.
 const (
-	histSYN    uint16 = 1 << iota // S / H
-	histFIN                       // F
-	histRST                       // R
-	histACK                       // A
-	histData                      // D
-	histFinRst                    // I
-	histMulti                     // Q
+	histSYN    uint8 = 1 << iota // S / H
+	histFIN                      // F
+	histRST                      // R
+	histACK                      // A
+	histData                     // D
+	histFinRst                   // I
+	histMulti                    // Q
 )
 
 func lower(c byte) byte { return c + ('a' - 'A') }
@@ -395,20 +417,21 @@ func lower(c byte) byte { return c + ('a' - 'A') }
 // checkHistory is Connection::CheckHistory through TCP_Endpoint: add the
 // letter the first time (upper case for the originator) and report whether
 // it had been seen before.
-func (f *Flow) checkHistory(orig bool, mask uint16, code byte) bool {
+func (f *flowRef) checkHistory(orig bool, mask uint8, code byte) bool {
+	seen := &f.ep[0].seen
 	if !orig {
-		mask <<= respShift
+		seen = &f.ep[1].seen
 		code = lower(code)
 	}
-	if f.seen&mask != 0 {
+	if *seen&mask != 0 {
 		return true
 	}
-	f.seen |= mask
+	*seen |= mask
 	f.addLetter(code)
 	return false
 }
 
-func (f *Flow) addHistory(orig bool, code byte) {
+func (f *flowRef) addHistory(orig bool, code byte) {
 	if !orig {
 		code = lower(code)
 	}
@@ -427,13 +450,13 @@ var pow10 = [...]uint32{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 10_000_00
 // the count restarts. Retransmissions and zero windows are counted in
 // f.cnt while below cntInRare (the threshold is then 0 before 1 and 1
 // after it), and in the rare part from there.
-func (f *Flow) scaled(orig bool, code byte, i uint8, k counter) {
+func (f *flowRef) scaled(orig bool, code byte, i uint8, k counter) {
 	if k != cntChk {
 		sh := cntBits * uint8(k)
-		n := f.cnt[i] >> sh & cntInRare
+		n := f.ep[i].cnt >> sh & cntInRare
 		if n < cntInRare-1 {
 			n++
-			f.cnt[i] += 1 << sh
+			f.ep[i].cnt += 1 << sh
 			if n == 1 {
 				f.addHistory(orig, code)
 			}
@@ -442,7 +465,7 @@ func (f *Flow) scaled(orig bool, code byte, i uint8, k counter) {
 		if n == cntInRare-1 {
 			x := f.rare()
 			x.count[i][k], x.th[i][k] = uint32(n), 1
-			f.cnt[i] |= cntInRare << sh
+			f.ep[i].cnt |= cntInRare << sh
 		}
 	}
 	x := f.rare()
@@ -460,8 +483,8 @@ func (f *Flow) scaled(orig bool, code byte, i uint8, k counter) {
 }
 
 // flip is FlipRoles: swap originator and responder, note '^'.
-func (f *Flow) flip() {
-	f.seen ^= flowFlipped
+func (f *flowRef) flip() {
+	f.ep[1].seen ^= seenFlipped
 	f.addLetter('^')
 }
 
@@ -474,13 +497,20 @@ func (f *Flow) Packet(p Packet) { f.PacketWithServerPorts(p, DefaultLikelyServer
 // nil means no port is). The set is not held by the Flow, so that a Flow
 // stays small: pass the same one with every packet.
 func (f *Flow) PacketWithServerPorts(p Packet, likely func(port uint16) bool) {
+	r := flowRef{&f.Core, f.x}
+	r.feed(p, likely)
+	f.x = r.x
+}
+
+// feed is Flow.PacketWithServerPorts.
+func (f *flowRef) feed(p Packet, likely func(port uint16) bool) {
 	if likely == nil {
 		likely = noServerPorts
 	}
 	syn, ack := p.Flags.Has(header.SYN), p.Flags.Has(header.ACK)
 	fin, rst := p.Flags.Has(header.FIN), p.Flags.Has(header.RST)
-	if f.seen&flowStarted == 0 {
-		f.seen |= flowStarted
+	if f.ep[0].seen&seenStarted == 0 {
+		f.ep[0].seen |= seenStarted
 		// WantConnection: a partial start may be flipped by port.
 		if (!syn || ack) && p.SrcPort != 0 && likely(p.SrcPort) {
 			if likely(p.DstPort) {
@@ -501,16 +531,12 @@ func (f *Flow) PacketWithServerPorts(p Packet, likely func(port uint16) bool) {
 		f.scaled(orig, 'C', i, cntChk)
 		return
 	}
-	e, pe := f.load(i), f.load(i^1)
-	ep, peer := &e, &pe
-	f.packet(p, orig, i, ep, peer, syn, ack, fin, rst)
-	f.store(i, ep)
-	f.store(i^1, peer)
+	f.packet(p, orig, i, &f.ep[i], &f.ep[i^1], syn, ack, fin, rst)
 }
 
 // packet is the rest of PacketWithServerPorts for a packet from endpoint
-// i, ep (the peer, endpoint i^1, is peer), which the caller stores back.
-func (f *Flow) packet(p Packet, orig bool, i uint8, ep, peer *endpoint, syn, ack, fin, rst bool) {
+// i, ep (the peer, endpoint i^1, is peer).
+func (f *flowRef) packet(p Packet, orig bool, i uint8, ep, peer *endpoint, syn, ack, fin, rst bool) {
 	n := p.Len
 	if n < 0 {
 		n = 0
@@ -527,9 +553,9 @@ func (f *Flow) packet(p Packet, orig bool, i uint8, ep, peer *endpoint, syn, ack
 	}
 	onePast := p.Seq.Add(seqnum.Size(segLen))
 
-	initEndpoint(ep, syn, p.Seq, onePast)
+	f.initEndpoint(i, syn, p.Seq, onePast)
 	rel := int64(int32(uint32(p.Seq) - uint32(ep.start)))
-	f.updateHistory(orig, i, ep, syn, ack, fin, rst, rel, n)
+	finAt, setFIN := f.updateHistory(orig, i, ep, syn, ack, fin, rst, rel, n)
 
 	// update_window: a zero window is noted unless it comes with or after a
 	// RST from this side or after the peer's FIN.
@@ -537,11 +563,12 @@ func (f *Flow) packet(p Packet, orig bool, i uint8, ep, peer *endpoint, syn, ack
 		f.scaled(orig, 'W', i, cntWin0)
 	}
 	if fin {
-		ep.finSeen = true
+		ep.cnt |= cntFin
 	}
 	if ack {
 		if peer.state == Inactive {
 			// init_peer: number the peer as if its SYN had been seen.
+			f.keepFIN(i ^ 1)
 			peer.start = p.Ack - 1
 			peer.ack = p.Ack - 1
 			peer.last = p.Ack - 1
@@ -550,20 +577,30 @@ func (f *Flow) packet(p Packet, orig bool, i uint8, ep, peer *endpoint, syn, ack
 			peer.ack = p.Ack
 		}
 	}
-	f.updateLastSeq(orig, i, ep, onePast, syn, fin, rst, n)
+	f.updateLastSeq(orig, i, ep, onePast, syn, fin, rst, n, setFIN)
 	f.stateMachine(orig, ep, peer, p, syn, ack, fin, rst, n)
+	if setFIN {
+		// Set last, so that it is held as the bit when the FIN ends
+		// the sequence.
+		f.setLastFIN(i, finAt)
+	}
 }
 
 const tooLargeSeqDelta = 1048576
 
-// initEndpoint is TCP.cc init_endpoint.
-func initEndpoint(ep *endpoint, syn bool, seq, onePast seqnum.Value) {
-	reinit := func() { ep.start, ep.ack, ep.last = seq, seq, onePast }
+// initEndpoint is TCP.cc init_endpoint for endpoint i.
+func (f *flowRef) initEndpoint(i uint8, syn bool, seq, onePast seqnum.Value) {
+	ep := &f.ep[i]
+	reinit := func() {
+		f.keepFIN(i)
+		ep.start, ep.ack, ep.last = seq, seq, onePast
+	}
 	switch ep.state {
 	case Inactive:
 		if syn {
 			reinit()
 		} else {
+			f.keepFIN(i)
 			ep.start, ep.ack = seq-1, seq-1
 			ep.last = seq // so the first packet is not taken for a retransmission
 		}
@@ -583,7 +620,9 @@ func initEndpoint(ep *endpoint, syn bool, seq, onePast seqnum.Value) {
 }
 
 // updateHistory is TCP.cc update_history.
-func (f *Flow) updateHistory(orig bool, i uint8, ep *endpoint, syn, ack, fin, rst bool, rel int64, n int) {
+// It returns the packet's hist_last_FIN, for the caller to set once
+// last_seq is updated (setFIN), when the packet sets it.
+func (f *flowRef) updateHistory(orig bool, i uint8, ep *endpoint, syn, ack, fin, rst bool, rel int64, n int) (finAt uint32, setFIN bool) {
 	bits := 0
 	for _, b := range []bool{syn, fin, rst} {
 		if b {
@@ -613,10 +652,10 @@ func (f *Flow) updateHistory(orig bool, i uint8, ep *endpoint, syn, ack, fin, rs
 			// Zeek compares 64 bits; the low 32 differ from them only
 			// for two FINs a multiple of 4 GiB apart, which a TCP that
 			// sends nothing after its FIN cannot produce.
-			if f.checkHistory(orig, histFIN, 'F') && uint32(rel+int64(n)) != ep.lastFIN {
+			if f.checkHistory(orig, histFIN, 'F') && uint32(rel+int64(n)) != f.lastFIN(i) {
 				f.addHistory(orig, 'F')
 			}
-			ep.lastFIN = uint32(rel + int64(n))
+			finAt, setFIN = uint32(rel+int64(n)), true
 		}
 		if rst {
 			// hist_last_RST is in the rare part (RSTs are rarer than
@@ -633,19 +672,30 @@ func (f *Flow) updateHistory(orig bool, i uint8, ep *endpoint, syn, ack, fin, rs
 			f.checkHistory(orig, histACK, 'A')
 		}
 	}
+	return finAt, setFIN
 }
 
 // updateLastSeq is TCP.cc update_last_seq; a segment that does not advance
 // the highest sequence and carries data is a retransmission ('t').
-func (f *Flow) updateLastSeq(orig bool, i uint8, ep *endpoint, onePast seqnum.Value, syn, fin, rst bool, n int) {
+// setFIN is set when the packet sets hist_last_FIN (the caller does,
+// after), so that the one held need not be kept.
+func (f *flowRef) updateLastSeq(orig bool, i uint8, ep *endpoint, onePast seqnum.Value, syn, fin, rst bool, n int, setFIN bool) {
 	delta := int32(uint32(onePast) - uint32(ep.last))
+	advance := func() {
+		if setFIN {
+			ep.cnt &^= cntFinAt
+		} else {
+			f.keepFIN(i)
+		}
+		ep.last = onePast
+	}
 	switch {
 	case (syn || rst) && (delta > tooLargeSeqDelta || delta < -tooLargeSeqDelta):
 	case fin && ep.last == ep.start+1:
-		ep.last = onePast
+		advance()
 	case ep.state == Reset:
 	case delta > 0:
-		ep.last = onePast
+		advance()
 	case n > 0:
 		f.scaled(orig, 'T', i, cntRxmt)
 	}
@@ -653,7 +703,7 @@ func (f *Flow) updateLastSeq(orig bool, i uint8, ep *endpoint, onePast seqnum.Va
 
 // stateMachine is TCP_Analyzer::UpdateStateMachine and the Update*State
 // functions it dispatches to.
-func (f *Flow) stateMachine(orig bool, ep, peer *endpoint, p Packet, syn, ack, fin, rst bool, n int) {
+func (f *flowRef) stateMachine(orig bool, ep, peer *endpoint, p Packet, syn, ack, fin, rst bool, n int) {
 	switch ep.state {
 	case Inactive:
 		if syn {
