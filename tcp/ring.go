@@ -58,10 +58,14 @@ func (r *ring) reserve(end int) {
 		// and growing again from 4 KiB each time would copy its way up.
 		c = max(c, int(r.hint))
 	}
+	// Storage comes in powers of two times ringInitial, the sizes the
+	// pools hold, even when that is more than size: the window is
+	// reckoned from size, and positions wrap at the storage's length. A
+	// size the auto-tuning left at no such multiple would otherwise be
+	// allocated afresh, and zeroed, each time the ring empties and fills.
 	for c < end {
 		c *= 2
 	}
-	c = min(c, int(r.size))
 	nb := getRingBuf(c)
 	if old := len(r.buf); old > 0 {
 		// Lay the old storage out from the head: queued bytes and any
@@ -149,10 +153,42 @@ func ringPoolIndex(n int) int {
 	return -1
 }
 
+// bigRings keeps storage of bigRingMin bytes and more out of the
+// sync.Pools, which the collector empties every cycle or two. A receiver
+// that reads as fast as data arrives empties its ring, and lets its
+// storage go, after nearly every segment; taking megabytes back from the
+// allocator, zeroed, each time a collection had emptied the pool cost the
+// long-fat-pipe simulation half its time. What the cache holds is bounded
+// (bigRingsMax), so storage that idle connections let go is still given
+// back to the collector beyond that.
+var bigRings struct {
+	sync.Mutex
+	free  [len(ringPools)][]unsafe.Pointer
+	bytes int
+}
+
+const (
+	bigRingMin  = 256 << 10
+	bigRingsMax = 96 << 20
+)
+
 // getRingBuf returns storage of n bytes, from a pool when there is some.
 // Its contents are whatever they were: a ring reads only bytes written.
 func getRingBuf(n int) []byte {
-	if i := ringPoolIndex(n); i >= 0 {
+	if i := ringPoolIndex(n); i >= 0 && n >= bigRingMin {
+		bigRings.Lock()
+		var p unsafe.Pointer
+		if k := len(bigRings.free[i]); k > 0 {
+			p = bigRings.free[i][k-1]
+			bigRings.free[i][k-1] = nil
+			bigRings.free[i] = bigRings.free[i][:k-1]
+			bigRings.bytes -= n
+		}
+		bigRings.Unlock()
+		if p != nil {
+			return unsafe.Slice((*byte)(p), n)
+		}
+	} else if i >= 0 {
 		// The pools hold the storage's first byte: a pointer, which an
 		// interface holds without allocating.
 		if p, ok := ringPools[i].Get().(unsafe.Pointer); ok {
@@ -164,9 +200,20 @@ func getRingBuf(n int) []byte {
 
 // putRingBuf gives storage back for another ring.
 func putRingBuf(b []byte) {
-	if i := ringPoolIndex(len(b)); i >= 0 {
-		ringPools[i].Put(unsafe.Pointer(unsafe.SliceData(b)))
+	i := ringPoolIndex(len(b))
+	if i < 0 {
+		return
 	}
+	if len(b) >= bigRingMin {
+		bigRings.Lock()
+		if bigRings.bytes+len(b) <= bigRingsMax {
+			bigRings.free[i] = append(bigRings.free[i], unsafe.Pointer(unsafe.SliceData(b)))
+			bigRings.bytes += len(b)
+		}
+		bigRings.Unlock()
+		return
+	}
+	ringPools[i].Put(unsafe.Pointer(unsafe.SliceData(b)))
 }
 
 // reset empties the ring and lets its storage go.
