@@ -38,7 +38,7 @@ func (it *item) occupies() bool { return it.flags&(header.SYN|header.FIN) != 0 }
 // diagram.
 type transition struct {
 	from, to tcp.State
-	cause    string
+	cause    causeID
 	t        time.Time
 	pkt      int  // the packet that caused it (-1: a timer)
 	send     bool // caused by the endpoint's own send (else a receipt)
@@ -144,7 +144,7 @@ type recorder struct {
 	d int
 }
 
-func (e *endpoint) set(to tcp.State, cause string, t int64, pkt int, send bool, rec recorder) {
+func (e *endpoint) set(to tcp.State, cause causeID, t int64, pkt int, send bool, rec recorder) {
 	if e.st == to {
 		return
 	}
@@ -157,24 +157,43 @@ func (e *endpoint) set(to tcp.State, cause string, t int64, pkt int, send bool, 
 	}
 }
 
-// causeOf spells a receipt's cause as tcp.Cause does ("rcv FIN,ACK"), with
-// only the flags the state machine reads.
-func causeOf(f header.TCPFlags) string {
-	return causes[f&causeFlags]
-}
+// causeID names the cause of a transition: a receipt, by its flags
+// masked by causeFlags (see causeOf), or one of the named causes after
+// those. It is a small number, so that the tracker counts transitions in
+// an array (Tracker.counts) and a transition carries no string.
+type causeID uint8
+
+// The named causes, spelled as tcp.Cause does (see causeNames).
+const (
+	causeTimeout    causeID = causeID(causeFlags) + 1 + iota // TIME-WAIT's timer ran out
+	causeAbort                                               // the endpoint sent an RST
+	causeActiveOpen                                          // the endpoint sent a SYN
+	causeClose                                               // the endpoint sent a FIN
+	numCauses
+)
+
+// causeOf is a receipt's cause, which causeNames spells as tcp.Cause does
+// ("rcv FIN,ACK"), with only the flags the state machine reads.
+func causeOf(f header.TCPFlags) causeID { return causeID(f & causeFlags) }
 
 // causeFlags are the flags a receipt's cause names.
 const causeFlags = header.SYN | header.FIN | header.RST | header.ACK
 
-// causes holds causeOf's names for every combination of causeFlags (by
-// the flags, masked), made once so that naming a cause allocates nothing
-// and looks nothing up.
-var causes = func() (a [causeFlags + 1]string) {
-	for f := range a {
-		a[f] = "rcv " + header.TCPFlags(f).String()
+// causeNames holds the names of the causes, made once so that naming a
+// cause allocates nothing and looks nothing up.
+var causeNames = func() (a [numCauses]string) {
+	for f := range causeFlags + 1 {
+		a[f] = "rcv " + f.String()
 	}
+	a[causeTimeout] = "timeout 2MSL"
+	a[causeAbort] = "ABORT"
+	a[causeActiveOpen] = "active OPEN"
+	a[causeClose] = "CLOSE"
 	return a
 }()
+
+// String is the cause's name.
+func (c causeID) String() string { return causeNames[c] }
 
 // receive applies the arrival of it at e (RFC 9293 §3.10.7).
 func (e *endpoint) receive(it item, rec recorder) {

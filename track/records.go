@@ -120,7 +120,7 @@ func (c *Conn) Records() []trace.Record {
 	cur := [2]tcp.State{c.ep[0].initial, c.ep[1].initial}
 	state := func(d int, tr transition, step uint64, at time.Time) {
 		recs = append(recs, trace.Record{T: at.Sub(first), Step: step, Host: hosts[d], Conn: tuples[d],
-			Kind: trace.KindState, HasState: true, State: tr.to, From: tr.from, To: tr.to, Cause: tr.cause})
+			Kind: trace.KindState, HasState: true, State: tr.to, From: tr.from, To: tr.to, Cause: tr.cause.String()})
 		cur[d] = tr.to
 	}
 	arrive := func(k int, step uint64, at time.Time) {

@@ -223,12 +223,6 @@ type pktLog struct {
 	retrans bool
 }
 
-// causeKey names a counted transition before its trigger is classified.
-type causeKey struct {
-	from, to tcp.State
-	cause    string
-}
-
 // Tracker follows every TCP connection in a stream of packets.
 type Tracker struct {
 	cfg         Config
@@ -238,7 +232,7 @@ type Tracker struct {
 	conns       []connRef // every connection held, in order of first packet
 	first, last int64
 	packets     uint64
-	counts      map[causeKey]uint64
+	counts      *[tcp.NumStates][tcp.NumStates][numCauses]uint64 // committed transitions by from, to and cause
 	sinceSweep  int
 	held        int  // connections held after the last sweep
 	manual      bool // sweeps only when told (a Sharded worker)
@@ -252,7 +246,7 @@ func New(cfg Config) *Tracker {
 	if cfg.ZeekServerPorts == nil {
 		cfg.ZeekServerPorts = zeek.DefaultLikelyServerPort
 	}
-	return &Tracker{cfg: cfg, flows: make([]connRef, 1024), counts: map[causeKey]uint64{}}
+	return &Tracker{cfg: cfg, flows: make([]connRef, 1024), counts: new([tcp.NumStates][tcp.NumStates][numCauses]uint64)}
 }
 
 // First and Last are the timestamps of the first and the latest packet
@@ -616,7 +610,7 @@ func (t *Tracker) recorder(c *Conn, d int) recorder { return recorder{t, c, d} }
 // record counts a committed transition and, for a kept connection, keeps
 // it for the ladder.
 func (r recorder) record(tr transition) {
-	r.t.counts[causeKey{tr.from, tr.to, tr.cause}]++
+	r.t.counts[tr.from][tr.to][tr.cause]++
 	if r.c.flag(cfKeep) {
 		tr.at = r.c.x.cur
 		r.c.x.trans[r.d] = append(r.c.x.trans[r.d], tr)
@@ -630,7 +624,7 @@ func (t *Tracker) expire(c *Conn, now int64) {
 		if c.ep[d].st == tcp.TimeWait {
 			if end := c.time(c.ep[d].twStart, farTW+d) + int64(t.cfg.TimeWait); now >= end {
 				e := c.loadEp(d)
-				e.set(tcp.Closed, "timeout 2MSL", end, -1, false, t.recorder(c, d))
+				e.set(tcp.Closed, causeTimeout, end, -1, false, t.recorder(c, d))
 				c.storeEp(d, &e)
 			}
 		}
@@ -1032,7 +1026,7 @@ func (t *Tracker) inferEp(c *Conn, d int, s, r *endpoint, p *capture.Packet, idx
 			// (RFC 9293 §3.10.7.1).
 			s.st, s.initial = tcp.Closed, tcp.Closed
 		} else {
-			s.set(tcp.Closed, "ABORT", now, idx, true, recS)
+			s.set(tcp.Closed, causeAbort, now, idx, true, recS)
 		}
 		s.setPending(nil)
 	case f.Has(header.SYN):
@@ -1044,17 +1038,17 @@ func (t *Tracker) inferEp(c *Conn, d int, s, r *endpoint, p *capture.Packet, idx
 		if f.Has(header.ACK) {
 			if s.st == tcp.Listen || s.st == tcp.Closed {
 				s.mark(epRcvSyn, true)
-				s.set(tcp.SynReceived, "rcv SYN", now, idx, false, recS)
+				s.set(tcp.SynReceived, causeOf(header.SYN), now, idx, false, recS)
 			}
 		} else {
 			switch s.st {
 			case tcp.Closed:
-				s.set(tcp.SynSent, "active OPEN", now, idx, true, recS)
+				s.set(tcp.SynSent, causeActiveOpen, now, idx, true, recS)
 			case tcp.Listen:
 				// The side taken for a listener opens actively too:
 				// a simultaneous open, so it was CLOSED, not LISTEN.
 				s.st, s.initial = tcp.Closed, tcp.Closed
-				s.set(tcp.SynSent, "active OPEN", now, idx, true, recS)
+				s.set(tcp.SynSent, causeActiveOpen, now, idx, true, recS)
 			}
 		}
 	}
@@ -1065,9 +1059,9 @@ func (t *Tracker) inferEp(c *Conn, d int, s, r *endpoint, p *capture.Packet, idx
 		s.mark(epQuiet, true)
 		switch s.st {
 		case tcp.Established, tcp.SynReceived:
-			s.set(tcp.FinWait1, "CLOSE", now, idx, true, recS)
+			s.set(tcp.FinWait1, causeClose, now, idx, true, recS)
 		case tcp.CloseWait:
-			s.set(tcp.LastAck, "CLOSE", now, idx, true, recS)
+			s.set(tcp.LastAck, causeClose, now, idx, true, recS)
 		}
 	}
 
@@ -1132,9 +1126,17 @@ func (t *Tracker) finish(c *Conn, now int64) {
 // keyed by diagram edge, for trace.DiagramSVG and trace.DiagramDOT.
 func (t *Tracker) TransitionCounts() map[trace.DiagramKey]uint64 {
 	out := map[trace.DiagramKey]uint64{}
-	for k, n := range t.counts {
-		trig, _ := trace.ParseCause(k.from, k.to, k.cause)
-		out[trace.DiagramKey{From: k.from, To: k.to, Trigger: trig}] += n
+	for from := range t.counts {
+		for to := range t.counts[from] {
+			for c, n := range t.counts[from][to] {
+				if n == 0 {
+					continue
+				}
+				f, tt := tcp.State(from), tcp.State(to)
+				trig, _ := trace.ParseCause(f, tt, causeID(c).String())
+				out[trace.DiagramKey{From: f, To: tt, Trigger: trig}] += n
+			}
+		}
 	}
 	return out
 }

@@ -195,9 +195,8 @@ func TestLostFinalACK(t *testing.T) {
 	h.C(A, 102, 502, 0)
 	h.want(tcp.TimeWait, tcp.Closed)
 	h.tr.Finish(h.now)
-	counts := h.tr.counts
-	if counts[causeKey{tcp.LastAck, tcp.Closed, "rcv ACK"}] != 1 {
-		t.Errorf("LAST-ACK -> CLOSED counted %d times: %v", counts[causeKey{tcp.LastAck, tcp.Closed, "rcv ACK"}], counts)
+	if n := h.tr.counts[tcp.LastAck][tcp.Closed][causeOf(header.ACK)]; n != 1 || causeOf(header.ACK).String() != "rcv ACK" {
+		t.Errorf("LAST-ACK -> CLOSED on %q counted %d times", causeOf(header.ACK), n)
 	}
 }
 
@@ -230,10 +229,10 @@ func TestSimultaneousClose(t *testing.T) {
 		t.Errorf("proven %v %v: the ACKs' arrival is not proven", v.ClientProven, v.ServerProven)
 	}
 	h.tr.Finish(h.now)
-	if n := h.tr.counts[causeKey{tcp.FinWait1, tcp.Closing, "rcv FIN,ACK"}]; n != 2 {
-		t.Errorf("FIN-WAIT-1 -> CLOSING counted %d, want 2: %v", n, h.tr.counts)
+	if n := h.tr.counts[tcp.FinWait1][tcp.Closing][causeOf(header.FIN|header.ACK)]; n != 2 {
+		t.Errorf("FIN-WAIT-1 -> CLOSING counted %d, want 2: %v", n, h.tr.TransitionCounts())
 	}
-	if n := h.tr.counts[causeKey{tcp.Closing, tcp.TimeWait, "rcv ACK"}]; n != 2 {
+	if n := h.tr.counts[tcp.Closing][tcp.TimeWait][causeOf(header.ACK)]; n != 2 {
 		t.Errorf("CLOSING -> TIME-WAIT counted %d, want 2", n)
 	}
 }
