@@ -66,9 +66,10 @@ type Conn struct {
 	sacked ranges       // what the peer has SACKed above SND.UNA
 	ooo    ranges       // out-of-order data held in rcv beyond RCV.NXT
 	lossSt *lossState   // RACK-TLP's record of what is in flight (rack.go), while anything is
-	// An application-limited ACK that came before cc was made: when, and
-	// (ccAckEmptied) whether it acknowledged all in flight (ctl).
-	ccAckAt time.Time
+	// An application-limited ACK that came before cc was made: when, in
+	// Unix nanoseconds (zero: none), and (ccAckEmptied) whether it
+	// acknowledged all in flight (ctl).
+	ccAckAt int64
 
 	// Timers: a deadline per timer, zero when stopped.
 	timers [numTimerSlots]time.Time
@@ -112,6 +113,9 @@ type Conn struct {
 	rcvAdv      seqnum.Value // right edge of the window last advertised
 	peerFin     seqnum.Value // where the peer's FIN sits, once seen
 	lastAckSent seqnum.Value
+	// A duplicate segment's range, which our next ACK reports as a D-SACK
+	// block (RFC 2883); none when dsackStart == dsackEnd.
+	dsackStart, dsackEnd seqnum.Value
 	// Receive buffer auto-tuning (autotune.go): where the reader stood,
 	// and when (milliseconds), at the start of the current measurement.
 	rcvqSeq  seqnum.Value
@@ -160,6 +164,10 @@ type Conn struct {
 
 	noDelay   bool
 	keepAlive bool
+
+	// RACK.reo_wnd_mult less one and RACK.reo_wnd_persist (RFC 8985 §6.2
+	// step 4; rack.go).
+	reoMult, reoPersist uint8
 }
 
 // NewConn returns a connection in the CLOSED state for the sockets id.

@@ -242,6 +242,7 @@ const (
 	ReasonPAWS           // an old timestamp: protection against wrapped sequences (RFC 7323 §5)
 	ReasonDupAck         // a duplicate ACK, counted toward fast retransmit
 	ReasonLossProbe      // a tail loss probe (RFC 8985 §7.3)
+	ReasonDuplicate      // acknowledging data that arrived twice, with a D-SACK block (RFC 2883)
 	numReasons
 )
 
@@ -275,6 +276,7 @@ var reasonText = [numReasons]string{
 	"old timestamp (PAWS)",
 	"duplicate ACK",
 	"tail loss probe",
+	"duplicate data (D-SACK)",
 }
 
 func (r Reason) String() string {

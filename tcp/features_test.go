@@ -165,7 +165,8 @@ func TestRTTEstimation(t *testing.T) {
 // TestReassembly: out-of-order segments wait, each draws an immediate ACK
 // with SACK blocks for what is held (RFC 2018 §4, the latest first), and
 // the segment that fills the hole delivers everything. Duplicates and
-// overlaps change nothing.
+// overlaps change nothing but draw a D-SACK block for the part that came
+// twice (RFC 2883 §4), once.
 func TestReassembly(t *testing.T) {
 	p := newPairAs(t, Config{AckDelay: -1, NoTimestamps: true})
 	p.handshake()
@@ -178,8 +179,10 @@ func TestReassembly(t *testing.T) {
 		t.Fatalf("want an ACK per out-of-order segment, got %s", segs(acks))
 	}
 	last := acks[2].Options
-	want := []header.SACKBlock{{Left: 311, Right: 318}, {Left: 321, Right: 324}}
-	if last.NumSACK != 2 || last.SACKBlocks[0] != want[0] || last.SACKBlocks[1] != want[1] || acks[2].Ack != 301 {
+	// RFC 2883 §4.1.3: the D-SACK block for [313,316), held already, then
+	// the block that holds it, then the others.
+	want := []header.SACKBlock{{Left: 313, Right: 316}, {Left: 311, Right: 318}, {Left: 321, Right: 324}}
+	if last.NumSACK != 3 || last.SACKBlocks[0] != want[0] || last.SACKBlocks[1] != want[1] || last.SACKBlocks[2] != want[2] || acks[2].Ack != 301 {
 		t.Fatalf("ACK %d with SACK %v, want 301 with %v", acks[2].Ack, last.SACKBlocks[:last.NumSACK], want)
 	}
 	if a.c.Readable() != 0 {
@@ -191,7 +194,19 @@ func TestReassembly(t *testing.T) {
 		t.Fatalf("after the fill: %s %+v", segs(acks), acks[0].Options)
 	}
 	a.in(S("ACK", 318, 101, 1000, "RST"))
+	a.take()
 	a.in(S("ACK", 310, 101, 1000, "JK")) // old: a duplicate
+	acks = a.take()
+	if len(acks) != 1 || acks[0].Ack != 324 || acks[0].Options.NumSACK != 1 ||
+		acks[0].Options.SACKBlocks[0] != (header.SACKBlock{Left: 310, Right: 312}) {
+		t.Fatalf("the old duplicate drew %s %+v, want ACK 324 with D-SACK [310,312)", segs(acks), acks[0].Options)
+	}
+	a.in(S("ACK", 309, 101, 1000, "IJ")) // straddles nothing new either
+	a.c.Write(p.k.now, []byte("!"))
+	acks = a.take()
+	if len(acks) != 2 || acks[1].Options.NumSACK != 0 {
+		t.Fatalf("the D-SACK was sent again: %s %+v", segs(acks), acks[1].Options)
+	}
 	buf := make([]byte, 64)
 	n, _ := a.c.Read(p.k.now, buf)
 	if got := string(buf[:n]); got != "ABCDEFGHIJKLMNOPQRSTUVW" {

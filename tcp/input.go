@@ -253,7 +253,14 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 			// drop the segment and return)."
 			c.drop(now, seg, ReasonOutOfWindow)
 			if seg.Flags&header.RST == 0 {
-				c.sendAck(now, ReasonOutOfWindow)
+				why := ReasonOutOfWindow
+				if start := dataStart(seq, syn); len(payload) > 0 && start.Add(seqnum.Size(len(payload))).LessThanEq(c.rcvNxt) {
+					// Data we had already: a D-SACK block says so (RFC
+					// 2883 §4).
+					c.noteDuplicate(start, start.Add(seqnum.Size(len(payload))))
+					why = ReasonDuplicate
+				}
+				c.sendAck(now, why)
 			}
 			return
 		}
@@ -268,6 +275,11 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 	// contents straddle the boundary between old and new, only the new
 	// parts are processed."
 	if seq.LessThan(c.rcvNxt) {
+		if start := dataStart(seq, syn); len(payload) > 0 && start.LessThan(c.rcvNxt) {
+			// The part before RCV.NXT arrived before: report it (RFC 2883
+			// §4).
+			c.noteDuplicate(start, seqnum.Min(c.rcvNxt, start.Add(seqnum.Size(len(payload)))))
+		}
 		skip := int(seq.Size(c.rcvNxt))
 		if syn {
 			skip-- // the SYN sits before the first data byte
@@ -336,6 +348,14 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 	// Sixth to eighth: the URG bit, the segment text and the FIN bit.
 	c.processText(now, seg, seq, payload, fin)
 	c.flush(now)
+}
+
+// dataStart is where a segment's data begins: after its SYN, if any.
+func dataStart(seq seqnum.Value, syn bool) seqnum.Value {
+	if syn {
+		return seq.Add(1)
+	}
+	return seq
 }
 
 // ackPlausible reports whether ack lies where an ACK from the real peer
@@ -555,7 +575,8 @@ func (c *Conn) processAckData(now time.Time, seg *Segment, ack seqnum.Value, pay
 	if l != nil {
 		delivered := l.delivered
 		if c.rackOn() {
-			c.rackOnAck(now) // RFC 8985 §6.2 steps 4, 5; §7.4
+			c.rackReorderWindow(seg) // RFC 8985 §6.2 step 4
+			c.rackOnAck(now)         // RFC 8985 §6.2 steps 4, 5; §7.4
 			if progress {
 				c.armLossProbe(now) // RFC 8985 §7.2
 			}
@@ -594,6 +615,7 @@ func (c *Conn) takeAck(now time.Time, seg *Segment, ack seqnum.Value, payload []
 				c.inRecovery = false
 				c.dupAcks = 0
 				c.ctl().OnRecoveryEnd(now)
+				c.rackRecoveryEnd()
 			} else if !c.sackOK {
 				// A partial ACK: the next hole is lost too; resend it at
 				// once (RFC 6582 §3.2 step 5).
@@ -607,7 +629,7 @@ func (c *Conn) takeAck(now time.Time, seg *Segment, ack seqnum.Value, payload []
 			// The ACK of our SYN, or of data sent while far below the
 			// window: it only tells the algorithm when it came. Note it
 			// for the algorithm to hear once it exists (ctl).
-			c.ccAckAt, c.ccAckEmptied = now, acked >= flight
+			c.ccAckAt, c.ccAckEmptied = now.UnixNano(), acked >= flight
 			return
 		}
 		c.ctl().OnAck(cc.Ack{Now: now, Acked: acked, InFlight: flight, RTT: rtt, SRTT: c.srtt, MinRTT: c.minRTT, AppLimited: appLimited})
@@ -715,6 +737,9 @@ func (c *Conn) processText(now time.Time, seg *Segment, seq seqnum.Value, payloa
 			// blocks naming what we hold (RFC 2018 §4).
 			off := int(c.rcvNxt.Size(seq))
 			end := seq.Add(seqnum.Size(len(payload)))
+			if in, e := c.ooo.contains(seq); in {
+				c.noteDuplicate(seq, seqnum.Min(end, e)) // held already (RFC 2883 §4)
+			}
 			if c.ooo.add(seq, end) {
 				c.rcv.writeAt(off, payload)
 			} else {

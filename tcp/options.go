@@ -101,14 +101,24 @@ func (c *Conn) segOptions(now time.Time, o *header.TCPOptions) {
 		o.TSVal = c.tsNow(now)
 		o.TSEcr = c.tsRecent
 	}
-	if c.sackOK && !c.ooo.empty() {
-		limit := header.MaxSACKBlocks
-		if c.tsOK {
-			limit = 3
-		}
-		last := c.ooo.last()
-		o.SACKBlocks[0] = header.SACKBlock{Left: c.ooo.at(last).start, Right: c.ooo.at(last).end}
+	if !c.sackOK {
+		return
+	}
+	limit := header.MaxSACKBlocks
+	if c.tsOK {
+		limit = 3
+	}
+	if c.dsackStart != c.dsackEnd {
+		// RFC 2883 §4: a D-SACK block goes first, once, in the ACK that
+		// follows the duplicate; the blocks of out-of-order data follow.
+		o.SACKBlocks[0] = header.SACKBlock{Left: c.dsackStart, Right: c.dsackEnd}
 		o.NumSACK = 1
+		c.dsackEnd = c.dsackStart
+	}
+	if !c.ooo.empty() {
+		last := c.ooo.last()
+		o.SACKBlocks[o.NumSACK] = header.SACKBlock{Left: c.ooo.at(last).start, Right: c.ooo.at(last).end}
+		o.NumSACK++
 		for i := c.ooo.len() - 1; i >= 0 && o.NumSACK < limit; i-- {
 			if i == last {
 				continue
@@ -121,10 +131,14 @@ func (c *Conn) segOptions(now time.Time, o *header.TCPOptions) {
 
 // sackOptionLen is the option space SACK blocks take in our next segment.
 func (c *Conn) sackOptionLen() int {
-	if !c.sackOK || c.ooo.empty() {
+	n := c.ooo.len()
+	if c.dsackStart != c.dsackEnd {
+		n++
+	}
+	if !c.sackOK || n == 0 {
 		return 0
 	}
-	n := min(c.ooo.len(), header.MaxSACKBlocks)
+	n = min(n, header.MaxSACKBlocks)
 	if c.tsOK {
 		n = min(n, 3)
 	}
@@ -152,6 +166,36 @@ func (c *Conn) updateTSRecent(seg *Segment) {
 
 // takeSACK adds the peer's SACK blocks above SND.UNA to the scoreboard
 // (RFC 6675 §4's Update) and reports whether any of it was new.
+// noteDuplicate records that [start, end) arrived again: our next ACK
+// reports it in a D-SACK block (RFC 2883 §4), and goes at once, so the
+// sender learns soon that it retransmitted what had arrived. Only the
+// latest duplicate is reported.
+func (c *Conn) noteDuplicate(start, end seqnum.Value) {
+	if !c.sackOK || !start.LessThan(end) {
+		return
+	}
+	c.dsackStart, c.dsackEnd = start, end
+	c.ackNow, c.ackReason = true, ReasonDuplicate
+}
+
+// hasDSACK reports whether an arriving segment's first SACK block is a
+// D-SACK block (RFC 2883 §4.2): below its cumulative acknowledgment, or
+// within its second block.
+func hasDSACK(seg *Segment) bool {
+	if seg.Options.NumSACK == 0 {
+		return false
+	}
+	b := seg.Options.SACKBlocks[0]
+	if b.Right.LessThanEq(seg.Ack) {
+		return true
+	}
+	if seg.Options.NumSACK > 1 {
+		b2 := seg.Options.SACKBlocks[1]
+		return b2.Left.LessThanEq(b.Left) && b.Right.LessThanEq(b2.Right)
+	}
+	return false
+}
+
 func (c *Conn) takeSACK(seg *Segment) bool {
 	if !c.sackOK || seg.Options.NumSACK == 0 {
 		return false

@@ -67,6 +67,10 @@ type lossState struct {
 	// retransmitted: where rackFirstLost starts looking.
 	lostFrom seqnum.Value
 
+	// RACK.dsack_round (RFC 8985 §6.2 step 4), valid while dsackRoundOn.
+	dsackRoundOn bool
+	dsackRound   seqnum.Value
+
 	// TLP.end_seq, and whether the probe was a retransmission (§7.1).
 	tlpEnd     seqnum.Value
 	tlpOut     bool
@@ -311,13 +315,46 @@ func (c *Conn) rackDelivered(l *lossState, s *sentSeg, now int64) {
 }
 
 // reoWnd is RACK.reo_wnd (RFC 8985 §6.2 step 4): a quarter of the least
-// round trip seen, at most SRTT. Without DSACK to tell a spurious
-// retransmission, the multiplier stays 1.
+// round trip seen times RACK.reo_wnd_mult, at most SRTT.
 func (c *Conn) reoWnd() time.Duration {
 	if !c.hasRTT {
 		return 0
 	}
-	return min(c.minRTT/4, c.srtt)
+	return min(c.minRTT/4*time.Duration(1+int(c.reoMult)), c.srtt)
+}
+
+// rackReorderWindow adapts the reordering window to D-SACKs (RFC 8985
+// §6.2 step 4): a D-SACK says a retransmission was spurious, the
+// original having been only reordered, so the window widens by a quarter
+// RTT, at most once a round trip; it stays widened for sixteen recoveries.
+func (c *Conn) rackReorderWindow(seg *Segment) {
+	l := c.lossSt
+	if l == nil {
+		return
+	}
+	if l.dsackRoundOn && l.dsackRound.LessThanEq(c.sndUna) {
+		l.dsackRoundOn = false
+	}
+	if !l.dsackRoundOn && hasDSACK(seg) {
+		l.dsackRound, l.dsackRoundOn = c.sndNxt, true
+		if c.reoMult < 255 {
+			c.reoMult++
+		}
+		c.reoPersist = 16
+	}
+}
+
+// rackRecoveryEnd counts a recovery's end toward the reordering window's
+// return to its base (RFC 8985 §6.2 step 4: "Else if exiting Fast or RTO
+// recovery").
+func (c *Conn) rackRecoveryEnd() {
+	if c.reoPersist == 0 {
+		return
+	}
+	c.reoPersist--
+	if c.reoPersist == 0 {
+		c.reoMult = 0
+	}
 }
 
 // rackDetect is RACK_detect_loss of RFC 8985 §6.2 step 5: a segment not

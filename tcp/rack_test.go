@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpstate/tcpstate/header"
 	"github.com/tcpstate/tcpstate/seqnum"
 )
 
@@ -244,5 +245,46 @@ func TestRACKMildReordering(t *testing.T) {
 		if a.c.SendQueued() != 0 {
 			t.Errorf("NoRACK=%v: %d bytes unacknowledged", noRACK, a.c.SendQueued())
 		}
+	}
+}
+
+// TestRACKReorderWindowDSACK: a D-SACK tells the sender that a
+// retransmission was spurious, and RACK widens its reordering window by a
+// quarter of the least RTT, at most once per round trip, and back to the
+// base after sixteen recoveries (RFC 8985 §6.2 step 4).
+func TestRACKReorderWindowDSACK(t *testing.T) {
+	p, _ := rackPair(t, Config{}, 10)
+	a := p.a
+	if got := a.c.reoWnd(); got != 25*ms {
+		t.Fatalf("reo_wnd %v, want a quarter of the 100 ms RTT", got)
+	}
+	p.k.advance(100 * ms)
+	// An ACK of five segments whose D-SACK block, below the cumulative
+	// ACK, reports the first segment received twice.
+	dsack := S("ACK", 301, 601, 65535, "")
+	dsack.Options.NumSACK = 1
+	dsack.Options.SACKBlocks[0] = header.SACKBlock{Left: 101, Right: 201}
+	a.in(dsack)
+	if got := a.c.reoWnd(); got != 50*ms {
+		t.Fatalf("reo_wnd %v after a D-SACK, want 50ms", got)
+	}
+	// A second D-SACK in the same round trip changes nothing.
+	again := S("ACK", 301, 701, 65535, "")
+	again.Options.NumSACK = 1
+	again.Options.SACKBlocks[0] = header.SACKBlock{Left: 201, Right: 301}
+	a.in(again)
+	if got := a.c.reoWnd(); got != 50*ms {
+		t.Fatalf("reo_wnd %v after a second D-SACK in the round, want 50ms still", got)
+	}
+	// An ordinary SACK is no D-SACK.
+	if hasDSACK(&Segment{Ack: 701, Options: header.TCPOptions{NumSACK: 1, SACKBlocks: [header.MaxSACKBlocks]header.SACKBlock{{Left: 801, Right: 901}}}}) {
+		t.Fatal("a SACK above the ACK taken for a D-SACK")
+	}
+	// Sixteen recoveries later the window is back to its base.
+	for range 16 {
+		a.c.rackRecoveryEnd()
+	}
+	if got := a.c.reoWnd(); got != 25*ms {
+		t.Fatalf("reo_wnd %v after sixteen recoveries, want 25ms", got)
 	}
 }

@@ -61,13 +61,13 @@ func (c *Conn) ctl() cc.Algorithm {
 		if c.cc == nil {
 			c.cc = cc.NewCubic(c.ccConfig())
 		}
-		if !c.ccAckAt.IsZero() {
-			ack := cc.Ack{Now: c.ccAckAt, Acked: 1, InFlight: 2, AppLimited: true}
+		if c.ccAckAt != 0 {
+			ack := cc.Ack{Now: time.Unix(0, c.ccAckAt), Acked: 1, InFlight: 2, AppLimited: true}
 			if c.ccAckEmptied {
 				ack.InFlight = 1
 			}
 			c.cc.OnAck(ack)
-			c.ccAckAt, c.ccAckEmptied = time.Time{}, false
+			c.ccAckAt, c.ccAckEmptied = 0, false
 		}
 	}
 	return c.cc
