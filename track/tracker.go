@@ -78,24 +78,39 @@ type big struct {
 }
 
 // connExt holds the rarely used parts of a connection, allocated when
-// first needed: overflowed counters, packets held for reordering, an
-// address pair that is not plain IPv4, pending items that do not fit
-// inline (see epStore), times that are no stamp, and what a kept
-// connection records for its ladder.
+// first needed: packets held for reordering, pending items that do not
+// fit inline (see epStore), times that are no stamp, and, each in an
+// allocation of its own as rarer still, overflowed counters, an address
+// pair that is not plain IPv4, Zeek's rare part and what a kept
+// connection records for its ladder. It is allocated and freed as a
+// connection's needs come and go (see shrink), so it is kept small.
 type connExt struct {
-	big   [2]big
 	holes [2][]span // per direction, the spans seen when there are holes between them (else nil)
 	held  [2][]held
-	more  [2][]item     // per endpoint, its pending items when not inline (epStore.npend pendExt)
-	far   [numFar]int64 // the times whose stamp is stampFar, Unix nanoseconds
-	v6    [2]netip.Addr // client and server when not both plain IPv4 (hasV6)
-	hasV6 bool
-	zk    *zeek.Rare // the rare part of Conn.zk
+	more  [2][]item      // per endpoint, its pending items when not inline (epStore.npend pendExt)
+	far   [numFar]int64  // the times whose stamp is stampFar, Unix nanoseconds
+	big   *[2]big        // the overflow of the counters, per direction
+	v6    *[2]netip.Addr // client and server when not both plain IPv4
+	zk    *zeek.Rare     // the rare part of Conn.zk
+	*keptLog
+}
+
+// keptLog is what a kept connection (Config.Keep) records for its ladder.
+type keptLog struct {
 	pkts  []pktLog
 	trans [2][]transition
 	lost  []int // packets whose loss a retransmission revealed
-	order []int // kept connections: packet indexes in the order inferred
+	order []int // packet indexes in the order inferred
 	cur   int   // the packet being processed, -1 after Finish
+}
+
+// overflow returns the overflow of direction d's counters, allocating it.
+func (c *Conn) overflow(d int) *big {
+	x := c.ext()
+	if x.big == nil {
+		x.big = new([2]big)
+	}
+	return &x.big[d]
 }
 
 // Conn is one connection (one incarnation on its 4-tuple). The middlebox
@@ -119,7 +134,7 @@ type Conn struct {
 	vs    ipvs.Entry
 	zk    zeek.Core       // its rare part is the extension's zk
 	inEnd [2]seqnum.Value // highest sequence end of the packets inferred, per direction (cfInSet)
-	v4    [2][4]byte      // client and server IPv4 addresses (unless the extension's hasV6)
+	v4    [2][4]byte      // client and server IPv4 addresses (unless the extension's v6)
 	port  [2]uint16       // client and server ports
 	next  connRef         // the next connection in the flow table's bucket (in the slab's free list when free)
 	last  stamp           // last packet's timestamp
@@ -141,7 +156,7 @@ func (c *Conn) setFromClient(b connFlag, v bool) { c.mark(b, v) }
 // of the next packet in the connection.
 func (c *Conn) npkt() int {
 	n := uint64(c.dir[0].packets) + uint64(c.dir[1].packets)
-	if c.x != nil {
+	if c.x != nil && c.x.big != nil {
 		n += c.x.big[0].packets + c.x.big[1].packets
 	}
 	return int(min(n, 1<<31-1))
@@ -181,7 +196,7 @@ func (c *Conn) counters(d int) big {
 	ds := &c.dir[d]
 	b := big{packets: uint64(ds.packets), bytes: uint64(ds.bytes), retrans: uint64(ds.retrans),
 		rsts: uint64(ds.rsts), zeroWin: uint64(ds.zeroWin)}
-	if c.x != nil {
+	if c.x != nil && c.x.big != nil {
 		o := &c.x.big[d]
 		b.packets += o.packets
 		b.bytes += o.bytes
@@ -209,7 +224,7 @@ func add(v *uint32, o *uint64, n uint64) {
 func inc[T uint8 | uint16 | uint32](c *Conn, v *T, d int, over func(*big) *uint64) {
 	*v++
 	if *v == ^T(0) {
-		*over(&c.ext().big[d]) += uint64(*v)
+		*over(c.overflow(d)) += uint64(*v)
 		*v = 0
 	}
 }
@@ -598,7 +613,7 @@ func (t *Tracker) newConn(p *capture.Packet, now int64) (connRef, *Conn) {
 	c.ep[0].initial, c.ep[1].initial = c.ep[0].st, c.ep[1].st
 	if t.cfg.Keep != nil && t.cfg.Keep(c.Client(), c.Server()) {
 		c.mark(cfKeep, true)
-		c.ext()
+		c.ext().keptLog = &keptLog{}
 	}
 	t.conns = append(t.conns, r)
 	return r, c
@@ -713,7 +728,7 @@ func (t *Tracker) order(c *Conn, d int, p *capture.Packet, idx int, now int64) {
 // shrink frees c's extension when nothing is left in it.
 func (c *Conn) shrink() {
 	x := c.x
-	if x == nil || c.flag(cfKeep) || x.big != [2]big{} || x.hasV6 || x.zk != nil || c.usesFar() {
+	if x == nil || c.flag(cfKeep) || x.big != nil || x.v6 != nil || x.zk != nil || c.usesFar() {
 		return
 	}
 	for d := range x.held {
@@ -765,12 +780,12 @@ func (t *Tracker) inferInOrder(c *Conn, d int, p *capture.Packet, idx int, end s
 func (t *Tracker) count(c *Conn, d int, p *capture.Packet, now int64) bool {
 	ds := &c.dir[d]
 	var o *big
-	if c.x != nil {
+	if c.x != nil && c.x.big != nil {
 		o = &c.x.big[d]
 	}
 	n := max(p.PayloadLen, 0)
 	if ds.packets == 1<<32-1 || uint64(ds.bytes)+uint64(n) > 1<<32-1 {
-		o = &c.ext().big[d]
+		o = c.overflow(d)
 	}
 	if o != nil {
 		add(&ds.packets, &o.packets, 1)

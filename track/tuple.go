@@ -16,17 +16,16 @@ func (c *Conn) setTuple(client, server netip.AddrPort) {
 	if ca.Is4() && sa.Is4() {
 		c.v4 = [2][4]byte{ca.As4(), sa.As4()}
 		if c.x != nil {
-			c.x.v6, c.x.hasV6 = [2]netip.Addr{}, false
+			c.x.v6 = nil
 		}
 		return
 	}
 	c.v4 = [2][4]byte{}
-	x := c.ext()
-	x.v6, x.hasV6 = [2]netip.Addr{ca, sa}, true
+	c.ext().v6 = &[2]netip.Addr{ca, sa}
 }
 
 // isV6 reports whether c's pair is not plain IPv4 (held in v6).
-func (c *Conn) isV6() bool { return c.x != nil && c.x.hasV6 }
+func (c *Conn) isV6() bool { return c.x != nil && c.x.v6 != nil }
 
 // at is endpoint i (0 client, 1 server).
 func (c *Conn) at(i int) netip.AddrPort {
