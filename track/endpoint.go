@@ -375,11 +375,3 @@ func (e *endpoint) believed(at int64, tw time.Duration) (tcp.State, int64) {
 	}
 	return c.st, c.twStart
 }
-
-// proven is e's state from proven deliveries only, with TIME-WAIT expiry.
-func (e *endpoint) proven(at int64, tw time.Duration) tcp.State {
-	if e.st == tcp.TimeWait && at >= e.twStart+int64(tw) {
-		return tcp.Closed
-	}
-	return e.st
-}

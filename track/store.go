@@ -173,7 +173,8 @@ func (c *Conn) believed(d int, at int64, tw time.Duration) (tcp.State, int64) {
 	return e.believed(at, tw)
 }
 
-// proven is endpoint d's proven state at at (see endpoint.proven).
+// proven is endpoint d's state from proven deliveries only, with
+// TIME-WAIT expired at instant at after tw.
 func (c *Conn) proven(d int, at int64, tw time.Duration) tcp.State {
 	s := &c.ep[d]
 	if s.st == tcp.TimeWait && at >= c.time(s.twStart, farTW+d)+int64(tw) {
