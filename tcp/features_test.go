@@ -401,13 +401,14 @@ func TestFastRetransmitSACK(t *testing.T) {
 	}
 }
 
-// TestRTOAfterLossClearsSACK: a timeout ignores earlier SACK information
-// (RFC 2018 §8) and restarts from one segment. RACK is off: with no time
-// passing it would resend the holes before the timeout (see rack_test.go).
-func TestRTOAfterLossClearsSACK(t *testing.T) {
+// TestRTOKeepsSACK: a timeout restarts from one segment and resends from
+// SND.UNA, but not what the peer has SACKed (RFC 6675 §5.1; Linux keeps
+// its SACK marks too). RACK is off: with no time passing it would resend
+// the holes before the timeout (see rack_test.go).
+func TestRTOKeepsSACK(t *testing.T) {
 	p, sent := lossPair(t, Config{NoRACK: true}, 4)
 	a, b := p.a, p.b
-	b.in(sent[2])
+	b.in(sent[2]) // [301,401) arrives; B SACKs it
 	a.in(b.take()[0])
 	p.k.now = a.c.Deadline()
 	a.fire()
@@ -415,8 +416,35 @@ func TestRTOAfterLossClearsSACK(t *testing.T) {
 	if len(got) != 1 || got[0].Seq != 101 || a.c.cc.CWnd() != 100 {
 		t.Fatalf("RTO: %s, cwnd %d", segs(got), a.c.cc.CWnd())
 	}
+	if in, _ := a.c.sacked.contains(301); !in {
+		t.Fatal("the SACK scoreboard was dropped at the timeout")
+	}
+	b.in(got[0])
+	a.in(b.take()[0]) // ACK 201, SACK [301,401): cwnd two segments
+	got = a.take()
+	if len(got) != 2 || got[0].Seq != 201 || got[1].Seq != 401 {
+		t.Fatalf("after the timeout, sent %s; want 201 and 401, skipping the SACKed 301", segs(got))
+	}
+}
+
+// TestRTORenegedSACK: if the first unacknowledged byte shows as SACKed,
+// the peer has reneged on its SACKs, and the timeout sets them aside
+// (RFC 2018 §8) and resends it.
+func TestRTORenegedSACK(t *testing.T) {
+	p, _ := lossPair(t, Config{NoRACK: true}, 4)
+	a := p.a
+	reneging := Segment{Seq: 301, Ack: 101, Flags: header.ACK, Window: uint16(p.b.c.rcvWindow() >> p.b.c.rcvShift)}
+	reneging.Options.NumSACK = 1
+	reneging.Options.SACKBlocks[0] = header.SACKBlock{Left: 101, Right: 201}
+	a.in(reneging)
+	p.k.now = a.c.Deadline()
+	a.fire()
+	got := a.take()
+	if len(got) != 1 || got[0].Seq != 101 {
+		t.Fatalf("RTO after reneging: %s, want 101 resent", segs(got))
+	}
 	if !a.c.sacked.empty() {
-		t.Fatal("SACK scoreboard kept across a timeout")
+		t.Fatal("a reneged scoreboard kept across the timeout")
 	}
 }
 

@@ -591,16 +591,21 @@ func (c *Conn) sendOne(now time.Time) {
 	c.rackSent(now, p, tx.Len())
 }
 
-// rackTimeout resets the record when the retransmission timer fires: the
-// scoreboard is set aside and everything is resent from SND.UNA (RFC 8985
-// §6.3 treats it all as lost; the go-back-N resend renews each time).
-func (c *Conn) rackTimeout() {
+// rackTimeout resets the record when the retransmission timer fires:
+// everything not SACKed is resent from SND.UNA (RFC 8985 §6.3 treats it
+// all as lost; the go-back-N resend renews each time). SACKed segments
+// stay so unless the peer reneged.
+func (c *Conn) rackTimeout(reneged bool) {
 	l := c.lossSt
 	if l == nil {
 		return
 	}
+	keep := segEverRtx | segSacked
+	if reneged {
+		keep = segEverRtx
+	}
 	for i := 0; i < l.n; i++ {
-		l.at(i).flags &= segEverRtx
+		l.at(i).flags &= keep
 	}
 	l.lostB, l.rtxB = 0, 0
 	l.tlpOut = false

@@ -288,3 +288,30 @@ func TestRACKReorderWindowDSACK(t *testing.T) {
 		t.Fatalf("reo_wnd %v after sixteen recoveries, want 25ms", got)
 	}
 }
+
+// TestRTOFromHeadRetransmission: when the first unacknowledged segment
+// is retransmitted, the retransmission timer counts from that
+// transmission (as Linux's tcp_rearm_rto): a fast retransmission that is
+// lost too is left to RACK, not to a timer set a round trip earlier,
+// whose go-back-N would resend the whole flight.
+func TestRTOFromHeadRetransmission(t *testing.T) {
+	p, _ := rackPair(t, Config{}, 5)
+	a := p.a
+	a.c.setTimer(p.k.now, TimerRetransmit, p.k.now.Add(a.c.rto))
+	p.k.advance(150 * ms)
+	a.c.retransmitAt(p.k.now, a.c.sndUna, ReasonFastRetransmit)
+	if got := a.take(); len(got) != 1 || got[0].Seq != 101 {
+		t.Fatalf("retransmitted %s, want 101", segs(got))
+	}
+	st := a.c.Status()
+	if d := st.Timers[TimerRetransmit]; !d.Equal(p.k.now.Add(st.RTO)) {
+		t.Fatalf("RTO due %v after the head's retransmission, want the RTO %v", d.Sub(p.k.now), st.RTO)
+	}
+	// A retransmission further on leaves the timer as it is.
+	due := st.Timers[TimerRetransmit]
+	p.k.advance(10 * ms)
+	a.c.retransmitAt(p.k.now, a.c.sndUna.Add(200), ReasonFastRetransmit)
+	if d := a.c.Status().Timers[TimerRetransmit]; !d.Equal(due) {
+		t.Fatalf("a retransmission past SND.UNA moved the RTO by %v", d.Sub(due))
+	}
+}

@@ -267,6 +267,15 @@ func (c *Conn) retransmitAt(now time.Time, seq seqnum.Value, why Reason) {
 	if e := seq.Add(tx.Len()); c.highRxt.LessThan(e) {
 		c.highRxt = e
 	}
+	if seq == c.sndUna && !c.timerArmed(TimerReorder) {
+		// The first unacknowledged segment went again: the RTO counts
+		// from its latest transmission, as Linux's tcp_rearm_rto does,
+		// so that a fast retransmission that is lost too is found by
+		// RACK (RFC 8985 §6.2) rather than by a timeout that resends
+		// the whole flight. It takes the place of a loss probe, which
+		// has no part in recovery (RFC 8985 §7.2).
+		c.setTimer(now, TimerRetransmit, now.Add(c.rto))
+	}
 	c.armRetransmit(now)
 }
 

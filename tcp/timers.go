@@ -82,9 +82,11 @@ func (c *Conn) userTimeout(now time.Time) {
 // retransmitTimeout resends the oldest unacknowledged segment — the SYN,
 // the SYN,ACK, or data and FIN from SND.UNA on — after doubling the RTO
 // (RFC 9293 §3.8.1, RFC 6298 §5.5–5.7). Congestion control restarts from
-// one segment (RFC 5681 §3.1), recovery ends, and SACK information is set
-// aside (RFC 2018 §8). After too many tries the connection gives up with
-// ErrTimeout.
+// one segment (RFC 5681 §3.1) and recovery ends. What the peer has SACKed
+// is kept and not resent (RFC 6675 §5.1 allows it; Linux does so): only
+// if the first unacknowledged byte itself shows as SACKed has the peer
+// reneged, and the scoreboard is set aside (RFC 2018 §8). After too many
+// tries the connection gives up with ErrTimeout.
 func (c *Conn) retransmitTimeout(now time.Time) {
 	limit := c.cfg.dataRetries()
 	switch c.state {
@@ -116,8 +118,11 @@ func (c *Conn) retransmitTimeout(now time.Time) {
 		c.inRecovery = false
 		c.dupAcks = 0
 		c.recover = c.sndNxt // no fast retransmit for what the timeout resends (RFC 6582 §4)
-		c.sacked.reset()
-		c.rackTimeout()
+		reneged, _ := c.sacked.contains(c.sndUna)
+		if reneged {
+			c.sacked.reset()
+		}
+		c.rackTimeout(reneged)
 		// Go back to the first unacknowledged byte and resend from there.
 		c.rtxNxt = c.sndUna
 		c.highRxt = c.sndUna
