@@ -38,6 +38,7 @@ type lfnResult struct {
 	reordered int
 	rcvWnd    uint32 // the receiver's window at the end
 	cwnd      int
+	fired     map[tcp.Timer]int // the sender's timers that fired, by kind
 }
 
 const (
@@ -49,15 +50,20 @@ const (
 // bytes of arriving segments that were received before: below RCV.NXT, or
 // on out-of-order data already held.
 type dupCounter struct {
-	host *Host
-	dup  int64
-	held []seqRangeV // out-of-order data seen, above RCV.NXT, ascending
+	host  *Host
+	dup   int64
+	held  []seqRangeV       // out-of-order data seen, above RCV.NXT, ascending
+	fired map[tcp.Timer]int // the sender's timers that fired, by kind
 }
 
 type seqRangeV struct{ start, end seqnum.Value }
 
 func (d *dupCounter) Sent(*Host, *Conn, *tcp.Segment) {}
-func (d *dupCounter) Event(*Host, *Conn, *tcp.Event)  {}
+func (d *dupCounter) Event(h *Host, c *Conn, e *tcp.Event) {
+	if e.Type == tcp.EventTimerFired && h != d.host {
+		d.fired[e.Timer]++
+	}
+}
 func (d *dupCounter) Received(h *Host, c *Conn, seg *tcp.Segment) {
 	if h != d.host || c == nil || len(seg.Payload) == 0 {
 		return
@@ -116,7 +122,7 @@ func runLFN(tb testing.TB, s lfnSetup) lfnResult {
 	link := LinkConfig{Delay: lfnDelay, Rate: lfnRate, QueueLimit: bdpPkts, Loss: s.loss,
 		Reorder: s.reorder, ReorderDelay: 50 * time.Microsecond}
 	w.Link(ha, hb, link, link)
-	dc := &dupCounter{host: hb}
+	dc := &dupCounter{host: hb, fired: map[tcp.Timer]int{}}
 	w.SetTap(dc)
 	var dst *Conn
 	hb.Listen(80)
@@ -149,6 +155,7 @@ func runLFN(tb testing.TB, s lfnSetup) lfnResult {
 		reordered: w.Stats.Reordered,
 		rcvWnd:    dst.TCP().Status().RcvWnd,
 		cwnd:      st.Cwnd,
+		fired:     dc.fired,
 	}
 }
 
@@ -187,6 +194,7 @@ func BenchmarkLFN(b *testing.B) {
 			b.ReportMetric(float64(r.rtxSegs), "rtx-segs")
 			b.ReportMetric(float64(r.lost), "pkts-lost")
 			b.ReportMetric(float64(r.rcvWnd), "rcv-wnd-B")
+			b.ReportMetric(float64(r.fired[tcp.TimerRetransmit]), "rto-fired")
 		})
 	}
 }
