@@ -45,10 +45,12 @@ type transition struct {
 	at       int  // the packet being processed when it was committed (-1: at the end)
 }
 
-// endpoint is what the tracker infers of one side of a connection. It is
-// kept at 56 bytes: its yes/no facts are bits of one byte (epFlag), and
-// its pending deliveries are held inline while there is one (most of the
-// time an endpoint has none or one), in an allocation only past that.
+// endpoint is what the tracker infers of one side of a connection, as
+// the state model works on it: a Conn holds it compactly (epStore) and
+// loads it to reason on (Conn.loadEp). Its yes/no facts are bits of one
+// byte (epFlag), and its pending deliveries are held inline while there
+// is one (most of the time an endpoint has none or one), in a slice past
+// that.
 type endpoint struct {
 	one     [1]item // the pending item, when npend is 1
 	more    *[]item // the pending items, when there are more than one (npend 0)
