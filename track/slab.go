@@ -21,7 +21,9 @@ const slabShift = 10
 const slabChunk = 1 << slabShift
 
 // slab holds a Tracker's connections. A slot's address never changes, so
-// that a *Conn stays valid while its connection is held.
+// that a *Conn stays valid while its connection is held. References are
+// 32 bits: 2^32-1 connections held at once would take over a terabyte,
+// beyond any machine this runs on.
 type slab struct {
 	chunks []*[slabChunk]Conn
 	used   uint32  // slots ever handed out
