@@ -13,7 +13,7 @@ import (
 // either: SACK information is advisory). A path of a gigabit per second
 // over 100 ms with 1% loss has about eighty holes in flight at any time,
 // and BBR keeps such a path full; the bound leaves room for ten times that.
-const maxRanges = 1024
+const maxRanges = 1 << 14
 
 // seqRange is the sequence space [start, end).
 type seqRange struct{ start, end seqnum.Value }
