@@ -10,9 +10,12 @@ import (
 // maxRanges bounds a rangeSet. A receiver holding more holes than this
 // drops the segment that would open another; a sender whose peer reports
 // more SACKed blocks than this forgets the highest (RFC 2018 §8 allows
-// either: SACK information is advisory). A path of a gigabit per second
-// over 100 ms with 1% loss has about eighty holes in flight at any time,
-// and BBR keeps such a path full; the bound leaves room for ten times that.
+// either: SACK information is advisory). Random loss makes few holes (a
+// gigabit per second over 100 ms with 1% loss has about eighty in
+// flight), but a queue overflowing under a sender in slow start or BBR's
+// Startup drops every other packet of a window: thousands. The bound
+// covers a 32 MiB window of 1448-byte segments, every other one lost; a
+// set holds storage only for the ranges it has.
 const maxRanges = 1 << 14
 
 // seqRange is the sequence space [start, end).
