@@ -31,9 +31,14 @@ type rangeSet struct {
 	// last is the range that the latest add touched: RFC 2018 §4 wants it
 	// reported first.
 	last int
+	// total is the bytes the ranges cover, so that counting what is
+	// SACKed costs nothing however many holes there are.
+	total int
 }
 
-func (s *rangeSet) reset() { s.r, s.last = s.r[:0], 0 }
+func (s *rangeSet) reset() { s.r, s.last, s.total = s.r[:0], 0, 0 }
+
+func (r seqRange) size() int { return int(r.start.Size(r.end)) }
 
 // search returns the index of the first range that ends at or after seq
 // (len(s.r) when none does).
@@ -71,9 +76,14 @@ func (s *rangeSet) add(start, end seqnum.Value) bool {
 		}
 		s.r = slices.Insert(s.r, i, seqRange{start, end})
 		s.last = i
+		s.total += int(start.Size(end))
 		return true
 	}
+	for _, r := range s.r[i:j] {
+		s.total -= r.size()
+	}
 	s.r[i] = seqRange{seqnum.Min(start, s.r[i].start), seqnum.Max(end, s.r[j-1].end)}
+	s.total += s.r[i].size()
 	s.r = slices.Delete(s.r, i+1, j)
 	s.last = i
 	return true
@@ -86,10 +96,14 @@ func (s *rangeSet) trimBelow(seq seqnum.Value) {
 		k++ // ends exactly at seq: nothing of it is left
 	}
 	if k > 0 {
+		for _, r := range s.r[:k] {
+			s.total -= r.size()
+		}
 		s.r = slices.Delete(s.r, 0, k)
 		s.last = max(s.last-k, 0)
 	}
 	if len(s.r) > 0 && s.r[0].start.LessThan(seq) {
+		s.total -= int(s.r[0].start.Size(seq))
 		s.r[0].start = seq
 	}
 }
@@ -107,6 +121,9 @@ func (s *rangeSet) contains(seq seqnum.Value) (bool, seqnum.Value) {
 // bytesAbove counts the bytes of the set at or after seq, and how many
 // separate ranges hold them.
 func (s *rangeSet) bytesAbove(seq seqnum.Value) (bytes int, ranges int) {
+	if len(s.r) > 0 && seq.LessThanEq(s.r[0].start) {
+		return s.total, len(s.r) // all of it
+	}
 	for i := len(s.r) - 1; i >= 0; i-- {
 		r := s.r[i]
 		if r.end.LessThanEq(seq) {
