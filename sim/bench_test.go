@@ -71,9 +71,14 @@ func benchBulk(b *testing.B, loss float64) {
 // first megabyte already moved so buffers and queues have their size.
 // The receiver reads everything and keeps nothing.
 func bulkPair(tb testing.TB, loss float64) (w *World, src, dst *Conn) {
+	return bulkPairCC(tb, loss, "")
+}
+
+// bulkPairCC is bulkPair with the congestion control cc.
+func bulkPairCC(tb testing.TB, loss float64, cc string) (w *World, src, dst *Conn) {
 	w = New(1)
-	ha := w.NewHost("a", addrA, tcp.Config{})
-	hb := w.NewHost("b", addrB, tcp.Config{})
+	ha := w.NewHost("a", addrA, tcp.Config{CongestionControl: cc})
+	hb := w.NewHost("b", addrB, tcp.Config{CongestionControl: cc})
 	link := LinkConfig{Delay: time.Millisecond, Loss: loss}
 	w.Link(ha, hb, link, link)
 	hb.Listen(80)
@@ -94,13 +99,18 @@ func bulkPair(tb testing.TB, loss float64) (w *World, src, dst *Conn) {
 
 // TestSteadyStateAllocs checks what the benchmarks report: once a
 // connection is moving data, an untraced run allocates nothing per
-// packet, in the simulator or in tcp, with or without loss.
+// packet, in the simulator or in tcp, with or without loss, with CUBIC
+// and with BBR's rate samples and pacing.
 func TestSteadyStateAllocs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocation counts need a quiet run")
 	}
-	for _, loss := range []float64{0, 0.01} {
-		w, src, dst := bulkPair(t, loss)
+	for _, run := range []struct {
+		loss float64
+		cc   string
+	}{{0, "cubic"}, {0.01, "cubic"}, {0, "bbr"}, {0.01, "bbr"}} {
+		loss := run.loss
+		w, src, dst := bulkPairCC(t, loss, run.cc)
 		total := dst.ReceivedLen()
 		pkts := w.Stats.Sent
 		const chunk = 256 << 10
@@ -108,12 +118,12 @@ func TestSteadyStateAllocs(t *testing.T) {
 			total += chunk
 			src.WriteStream(chunk, nil)
 			if !w.RunUntil(w.Elapsed()+time.Hour, func() bool { return dst.ReceivedLen() >= total }) {
-				t.Fatalf("loss %v: only %d of %d bytes arrived", loss, dst.ReceivedLen(), total)
+				t.Fatalf("%s, loss %v: only %d of %d bytes arrived", run.cc, loss, dst.ReceivedLen(), total)
 			}
 		})
 		perRun := float64(w.Stats.Sent-pkts) / 5 // AllocsPerRun runs f once more to warm up
 		if perSeg := allocs / perRun; perSeg > 0.01 {
-			t.Errorf("loss %v: %.0f allocations for %.0f packets: %.3f a packet, want none", loss, allocs, perRun, perSeg)
+			t.Errorf("%s, loss %v: %.0f allocations for %.0f packets: %.3f a packet, want none", run.cc, loss, allocs, perRun, perSeg)
 		}
 	}
 }
