@@ -101,7 +101,7 @@ const (
 // Rare is the part of a Flow allocated when first needed: history letters
 // past the inline ones, a non-zero hist_last_SYN, any hist_last_RST, a
 // hist_last_FIN that is not where the endpoint's sequence ends, and the
-// counts of the scaled history letters once past what Core.cnt holds,
+// counts of the scaled history letters once past what endpoint.cnt holds,
 // with the next threshold of each as a power of 10.
 type Rare struct {
 	more    []byte
@@ -112,7 +112,7 @@ type Rare struct {
 	th      [2][numCounters]uint8
 }
 
-// The bits of Core.cnt[i]: the endpoint's retransmissions (bits 0-2) and
+// The bits of endpoint.cnt: the endpoint's retransmissions (bits 0-2) and
 // zero windows (bits 3-5) while fewer than cntInRare, whether it sent a
 // FIN, and whether its hist_last_FIN is last_seq - 1 - start_seq.
 const (
