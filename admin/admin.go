@@ -144,6 +144,8 @@ type Conn struct {
 	Cwnd        int         `json:"cwnd,omitempty"`
 	RTO         float64     `json:"rto,omitempty"`
 	SRTT        float64     `json:"srtt,omitempty"`
+	PacingRate  float64     `json:"pacing_rate,omitempty"` // bytes per second (BBR)
+	Bandwidth   float64     `json:"bandwidth,omitempty"`   // BBR's bottleneck estimate, bytes per second
 	SegsIn      uint64      `json:"segs_in"`
 	SegsOut     uint64      `json:"segs_out"`
 	RetransSegs uint64      `json:"retrans_segs"`
@@ -192,6 +194,7 @@ func connRow(ci *stack.ConnInfo) Conn {
 		Passive: ci.Passive, Orphan: ci.Orphan,
 		SndWnd: ci.SndWnd, RcvWnd: ci.RcvWnd, MSS: ci.MSS, Cwnd: ci.Cwnd,
 		RTO: ci.RTO.Seconds(), SRTT: ci.SRTT.Seconds(),
+		PacingRate: ci.PacingRate, Bandwidth: ci.Bandwidth,
 		SegsIn: ci.SegsIn, SegsOut: ci.SegsOut, RetransSegs: ci.RetransSegs,
 	}
 	if ci.Remote.IsValid() {

@@ -260,6 +260,10 @@ type ConnInfo struct {
 	MSS            int
 	Cwnd           int
 	RTO, SRTT      time.Duration
+	// PacingRate and Bandwidth are BBR's pacing rate and bottleneck
+	// bandwidth estimate in bytes per second (ss -i's pacing_rate and
+	// bbr:(bw)); zero for other congestion controls.
+	PacingRate, Bandwidth float64
 
 	SegsIn, SegsOut, RetransSegs uint64
 	Err                          error // why the connection failed, once it has
@@ -298,6 +302,7 @@ func (s *Stack) Table(now time.Time) []ConnInfo {
 			RecvQ: st.RecvQueued, SendQ: st.SendQueued,
 			Retransmits: st.Retransmits,
 			SndWnd:      st.SndWnd, RcvWnd: st.RcvWnd, MSS: st.SndMSS, Cwnd: st.Cwnd,
+			PacingRate: st.PacingRate, Bandwidth: st.Bandwidth,
 			RTO: st.RTO, SRTT: st.SRTT,
 			SegsIn: st.SegsIn, SegsOut: st.SegsOut, RetransSegs: st.RetransSegs,
 			Err: st.Err,
