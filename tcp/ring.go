@@ -169,7 +169,7 @@ var bigRings struct {
 
 const (
 	bigRingMin  = 256 << 10
-	bigRingsMax = 96 << 20
+	bigRingsMax = 64 << 20
 )
 
 // getRingBuf returns storage of n bytes, from a pool when there is some.
