@@ -30,6 +30,7 @@ func TestConnSize(t *testing.T) {
 		{"zeek.Core", unsafe.Sizeof(zeek.Core{}), 40},
 		{"dirStats", unsafe.Sizeof(dirStats{}), 32},
 		{"epStore", unsafe.Sizeof(epStore{}), 32},
+		{"connExt", unsafe.Sizeof(connExt{}), 128},
 	} {
 		if c.got > c.want {
 			t.Errorf("%s is %d bytes, budget %d", c.what, c.got, c.want)

@@ -78,21 +78,36 @@ type big struct {
 }
 
 // connExt holds the rarely used parts of a connection, allocated when
-// first needed: packets held for reordering, pending items that do not
-// fit inline (see epStore), times that are no stamp, and, each in an
-// allocation of its own as rarer still, overflowed counters, an address
-// pair that is not plain IPv4, Zeek's rare part and what a kept
-// connection records for its ladder. It is allocated and freed as a
-// connection's needs come and go (see shrink), so it is kept small.
+// first needed: pending items that do not fit inline (see epStore), times
+// that are no stamp, and, each in an allocation of its own as rarer
+// still, the sequence space with holes and the packets held for
+// reordering, overflowed counters, an address pair that is not plain
+// IPv4, Zeek's rare part and what a kept connection records for its
+// ladder. It is allocated and freed as a connection's needs come and go
+// (see shrink), so it is kept small: 128 bytes.
 type connExt struct {
-	holes [2][]span // per direction, the spans seen when there are holes between them (else nil)
-	held  [2][]held
-	more  [2][]item      // per endpoint, its pending items when not inline (epStore.npend pendExt)
-	far   [numFar]int64  // the times whose stamp is stampFar, Unix nanoseconds
-	big   *[2]big        // the overflow of the counters, per direction
-	v6    *[2]netip.Addr // client and server when not both plain IPv4
-	zk    *zeek.Rare     // the rare part of Conn.zk
+	more [2][]item      // per endpoint, its pending items when not inline (epStore.npend pendExt)
+	far  [numFar]int64  // the times whose stamp is stampFar, Unix nanoseconds
+	gaps *gaps          // holes and held packets, per direction
+	big  *[2]big        // the overflow of the counters, per direction
+	v6   *[2]netip.Addr // client and server when not both plain IPv4
+	zk   *zeek.Rare     // the rare part of Conn.zk
 	*keptLog
+}
+
+// gaps is what a connection keeps about holes in its sequence space.
+type gaps struct {
+	holes [2][]span // per direction, the spans seen when there are holes between them (else nil)
+	held  [2][]held // per direction, the packets held until a hole before them fills
+}
+
+// gaps returns c's gaps, allocating them.
+func (c *Conn) gaps() *gaps {
+	x := c.ext()
+	if x.gaps == nil {
+		x.gaps = &gaps{}
+	}
+	return x.gaps
 }
 
 // keptLog is what a kept connection (Config.Keep) records for its ladder.
@@ -188,7 +203,11 @@ func (c *Conn) heldN() int {
 	if c.x == nil {
 		return 0
 	}
-	return len(c.x.held[0]) + len(c.x.held[1])
+	g := c.x.gaps
+	if g == nil {
+		return 0
+	}
+	return len(g.held[0]) + len(g.held[1])
 }
 
 // counters returns direction d's counters, the overflow included.
@@ -698,16 +717,16 @@ func (t *Tracker) order(c *Conn, d int, p *capture.Packet, idx int, now int64) {
 		// An RST's sequence number is not a position in the stream; a
 		// SYN starts it.
 	case p.Seq.GreaterThan(c.inEnd[d]):
-		x := c.ext()
-		if len(x.held[d]) < maxHeld {
-			x.held[d] = append(x.held[d], held{*p, idx})
+		g := c.gaps()
+		if len(g.held[d]) < maxHeld {
+			g.held[d] = append(g.held[d], held{*p, idx})
 			return
 		}
 	}
 	t.inferInOrder(c, d, p, idx, end)
 	// Release the held packets the hole no longer separates.
-	for c.x != nil {
-		hd := &c.x.held[d]
+	for c.x != nil && c.x.gaps != nil {
+		hd := &c.x.gaps.held[d]
 		k := -1
 		for i := range *hd {
 			if (*hd)[i].p.Seq.LessThanEq(c.inEnd[d]) {
@@ -728,13 +747,14 @@ func (t *Tracker) order(c *Conn, d int, p *capture.Packet, idx int, now int64) {
 // shrink frees c's extension when nothing is left in it.
 func (c *Conn) shrink() {
 	x := c.x
-	if x == nil || c.flag(cfKeep) || x.big != nil || x.v6 != nil || x.zk != nil || c.usesFar() {
+	if x == nil || c.flag(cfKeep) {
 		return
 	}
-	for d := range x.held {
-		if len(x.held[d]) > 0 || x.holes[d] != nil || x.more[d] != nil {
-			return
-		}
+	if g := x.gaps; g != nil && len(g.held[0])+len(g.held[1]) == 0 && g.holes[0] == nil && g.holes[1] == nil {
+		x.gaps = nil
+	}
+	if x.gaps != nil || x.big != nil || x.v6 != nil || x.zk != nil || x.more[0] != nil || x.more[1] != nil || c.usesFar() {
+		return
 	}
 	c.x = nil
 }
@@ -742,11 +762,11 @@ func (c *Conn) shrink() {
 // release runs the inference of held packets older than holdMax at now
 // (all of them when all is set), oldest first.
 func (t *Tracker) release(c *Conn, now int64, all bool) {
-	if c.x == nil {
+	if c.x == nil || c.x.gaps == nil {
 		return
 	}
-	for d := range c.x.held {
-		hd := &c.x.held[d]
+	for d := range c.x.gaps.held {
+		hd := &c.x.gaps.held[d]
 		for len(*hd) > 0 && (all || now-(*hd)[0].p.T.UnixNano() >= int64(holdMax)) {
 			h := (*hd)[0]
 			*hd = (*hd)[1:]
@@ -835,7 +855,7 @@ func (t *Tracker) count(c *Conn, d int, p *capture.Packet, now int64) bool {
 // the one span [lo, end), with nothing allocated.
 func (c *Conn) addSpan(d int, s span) bool {
 	ds := &c.dir[d]
-	if c.x == nil || c.x.holes[d] == nil {
+	if c.x == nil || c.x.gaps == nil || c.x.gaps.holes[d] == nil {
 		if !ds.is(dsEndSeen) {
 			ds.lo, ds.end = s.lo, s.hi
 			ds.mark(dsEndSeen, true)
@@ -852,9 +872,9 @@ func (c *Conn) addSpan(d int, s span) bool {
 			}
 			return overlap
 		}
-		c.ext().holes[d] = []span{{ds.lo, ds.end}}
+		c.gaps().holes[d] = []span{{ds.lo, ds.end}}
 	}
-	spans := c.x.holes[d]
+	spans := c.x.gaps.holes[d]
 	overlap := false
 	for _, o := range spans {
 		if s.lo.LessThan(o.hi) && o.lo.LessThan(s.hi) {
@@ -901,9 +921,9 @@ func (c *Conn) addSpan(d int, s span) bool {
 		ds.end = s.hi
 	}
 	if len(merged) == 1 {
-		ds.lo, ds.end, c.x.holes[d] = merged[0].lo, merged[0].hi, nil
+		ds.lo, ds.end, c.x.gaps.holes[d] = merged[0].lo, merged[0].hi, nil
 	} else {
-		c.x.holes[d] = merged
+		c.x.gaps.holes[d] = merged
 	}
 	return overlap
 }
