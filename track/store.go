@@ -11,11 +11,12 @@ import (
 // A Conn holds its parts in compact form, and the code that reasons
 // about them works on full-width copies:
 //
-//   - its times other than the first are stamps: 32-bit microseconds after
-//     its first packet, the exact value kept in the extension (connExt.far)
-//     when it is not a whole number of microseconds or too far (over 71
-//     minutes) from the first packet, so that every time read back is
-//     exactly the one stored;
+//   - its times other than the first are stamps: 32 bits after its first
+//     packet, in microseconds (up to 35 minutes after it) or, for a
+//     capture with nanosecond timestamps, in nanoseconds (up to 2
+//     seconds), the exact value kept in the extension (connExt.far) when
+//     neither holds it, so that every time read back is exactly the one
+//     stored;
 //   - its endpoints are epStores, loaded into an endpoint (loadEp) to be
 //     reasoned about and stored back (storeEp): the one pending item most
 //     endpoints have is held inline, several (or one whose time is no
@@ -24,11 +25,16 @@ import (
 
 // stamp is one of a connection's times (Unix nanoseconds): 0 for the
 // time 0 (a time never set), stampFar when the time is in the extension,
-// else 1 plus the microseconds after the connection's first packet.
+// stampNanos plus the nanoseconds after the connection's first packet,
+// else 1 plus the microseconds after it.
 type stamp uint32
 
-// stampFar marks a time held exactly in the extension.
-const stampFar stamp = 1<<32 - 1
+const (
+	stampNanos stamp = 1 << 31   // the bit of a stamp in nanoseconds
+	stampFar   stamp = 1<<32 - 1 // a time held exactly in the extension
+	maxMicros        = 1<<31 - 2 // the most microseconds a stamp holds
+	maxNanos         = 1<<31 - 2 // the most nanoseconds a stamp holds
+)
 
 // The slots of connExt.far, one per stamp field of a Conn.
 const (
@@ -39,17 +45,22 @@ const (
 	farNone = -1 // a stamp that is never far (an inline pending item's)
 )
 
-// stampOf returns t as a stamp of c, and false when it is not one (not a
-// whole number of microseconds after c's first packet within 32 bits).
+// stampOf returns t as a stamp of c, and false when it is not one (not
+// after c's first packet by a whole number of microseconds or few enough
+// nanoseconds).
 func (c *Conn) stampOf(t int64) (stamp, bool) {
 	if t == 0 {
 		return 0, true
 	}
 	d := t - c.first
-	if d < 0 || d%1000 != 0 || d/1000 >= int64(stampFar)-1 {
-		return stampFar, false
+	switch {
+	case d < 0:
+	case d%1000 == 0 && d/1000 <= maxMicros:
+		return stamp(d/1000 + 1), true
+	case d <= maxNanos:
+		return stampNanos | stamp(d), true
 	}
-	return stamp(d/1000 + 1), true
+	return stampFar, false
 }
 
 // toStamp returns t as a stamp of c, keeping it in the extension's slot
@@ -64,11 +75,13 @@ func (c *Conn) toStamp(t int64, far int) stamp {
 
 // time is the time stamp s stands for (far its slot in the extension).
 func (c *Conn) time(s stamp, far int) int64 {
-	switch s {
-	case 0:
+	switch {
+	case s == 0:
 		return 0
-	case stampFar:
+	case s == stampFar:
 		return c.x.far[far]
+	case s&stampNanos != 0:
+		return c.first + int64(s&^stampNanos)
 	}
 	return c.first + int64(s-1)*1000
 }

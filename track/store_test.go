@@ -13,9 +13,9 @@ import (
 )
 
 // TestStampRoundTrip checks that every time stored as a stamp reads back
-// exactly: whole microseconds near the first packet inline, anything else
-// (nanoseconds, before the first packet, too far after it) in the
-// extension.
+// exactly: whole microseconds or a few nanoseconds after the first packet
+// inline, anything else (before the first packet, too far after it) in
+// the extension.
 func TestStampRoundTrip(t *testing.T) {
 	first := time.Date(2024, 1, 1, 0, 0, 0, 123456000, time.UTC).UnixNano()
 	for _, tc := range []struct {
@@ -25,11 +25,14 @@ func TestStampRoundTrip(t *testing.T) {
 		{0, true},
 		{first, true},
 		{first + 1000, true},
-		{first + 3*3600*1e9, false}, // three hours: past 32 bits of microseconds
-		{first + 1000*(int64(stampFar)-2), true},
-		{first + 1000*(int64(stampFar)-1), false},
-		{first + 1, false},
-		{first + 999_999, false},
+		{first + 3*3600*1e9, false}, // three hours: past 31 bits of microseconds
+		{first + 1000*maxMicros, true},
+		{first + 1000*(maxMicros+1), false},
+		{first + 1, true}, // nanoseconds
+		{first + 999_999, true},
+		{first + maxNanos, true},
+		{first + maxNanos + 1, false},
+		{first + 3*1e9 + 7, false}, // three seconds in nanoseconds
 		{first - 1000, false},
 		{1, false},
 	} {
@@ -48,8 +51,9 @@ func TestStampRoundTrip(t *testing.T) {
 }
 
 // TestFarTimes follows a connection whose times are in nanoseconds and
-// hours apart, so that none of them is a stamp, and one whose times are
-// whole microseconds: both show exactly the times of their packets.
+// hours apart, so that the later ones are no stamps, and one whose times
+// are whole microseconds, as far apart: both show exactly the times of
+// their packets.
 func TestFarTimes(t *testing.T) {
 	for _, ns := range []time.Duration{0, 7} {
 		tr := New(Config{})
