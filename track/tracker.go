@@ -986,10 +986,17 @@ func (t *Tracker) infer(c *Conn, d int, p *capture.Packet, idx int) {
 			return
 		}
 	}
-	s, r := c.loadEp(d), c.loadEp(1-d)
+	s0, r0 := c.loadEp(d), c.loadEp(1-d)
+	s, r := s0, r0
 	t.inferEp(c, d, &s, &r, p, idx)
-	c.storeEp(d, &s)
-	c.storeEp(1-d, &r)
+	// An endpoint unchanged needs no storing (its pending items in the
+	// extension, if any, were changed in place).
+	if s != s0 {
+		c.storeEp(d, &s)
+	}
+	if r != r0 {
+		c.storeEp(1-d, &r)
+	}
 }
 
 // inferEp is infer on the endpoints loaded: s the sender, r the receiver.
