@@ -531,12 +531,7 @@ func (f *flowRef) feed(p Packet, likely func(port uint16) bool) {
 		f.scaled(orig, 'C', i, cntChk)
 		return
 	}
-	f.packet(p, orig, i, &f.ep[i], &f.ep[i^1], syn, ack, fin, rst)
-}
-
-// packet is the rest of PacketWithServerPorts for a packet from endpoint
-// i, ep (the peer, endpoint i^1, is peer).
-func (f *flowRef) packet(p Packet, orig bool, i uint8, ep, peer *endpoint, syn, ack, fin, rst bool) {
+	ep, peer := &f.ep[i], &f.ep[i^1]
 	n := p.Len
 	if n < 0 {
 		n = 0
@@ -591,32 +586,32 @@ const tooLargeSeqDelta = 1048576
 // initEndpoint is TCP.cc init_endpoint for endpoint i.
 func (f *flowRef) initEndpoint(i uint8, syn bool, seq, onePast seqnum.Value) {
 	ep := &f.ep[i]
-	reinit := func() {
-		f.keepFIN(i)
-		ep.start, ep.ack, ep.last = seq, seq, onePast
-	}
-	switch ep.state {
-	case Inactive:
-		if syn {
-			reinit()
-		} else {
+	if !syn {
+		if ep.state == Inactive {
 			f.keepFIN(i)
 			ep.start, ep.ack = seq-1, seq-1
 			ep.last = seq // so the first packet is not taken for a retransmission
 		}
+		return
+	}
+	// A SYN reinitialises the endpoint, unless it is a retransmission
+	// (the same sequence number) from SYN_SENT or SYN_ACK_SENT, or comes
+	// from an endpoint reset after being seen.
+	switch ep.state {
 	case SynSent, SynAckSent:
-		if syn && seq != ep.start {
-			reinit()
-		}
-	case Established, Partial:
-		if syn {
-			reinit()
+		if seq == ep.start {
+			return
 		}
 	case Reset:
-		if syn && ep.prev == Inactive {
-			reinit()
+		if ep.prev != Inactive {
+			return
 		}
+	case Inactive, Established, Partial:
+	default:
+		return
 	}
+	f.keepFIN(i)
+	ep.start, ep.ack, ep.last = seq, seq, onePast
 }
 
 // updateHistory is TCP.cc update_history.
@@ -681,21 +676,16 @@ func (f *flowRef) updateHistory(orig bool, i uint8, ep *endpoint, syn, ack, fin,
 // after), so that the one held need not be kept.
 func (f *flowRef) updateLastSeq(orig bool, i uint8, ep *endpoint, onePast seqnum.Value, syn, fin, rst bool, n int, setFIN bool) {
 	delta := int32(uint32(onePast) - uint32(ep.last))
-	advance := func() {
+	switch {
+	case (syn || rst) && (delta > tooLargeSeqDelta || delta < -tooLargeSeqDelta):
+	case fin && ep.last == ep.start+1, ep.state != Reset && delta > 0:
 		if setFIN {
 			ep.cnt &^= cntFinAt
 		} else {
 			f.keepFIN(i)
 		}
 		ep.last = onePast
-	}
-	switch {
-	case (syn || rst) && (delta > tooLargeSeqDelta || delta < -tooLargeSeqDelta):
-	case fin && ep.last == ep.start+1:
-		advance()
 	case ep.state == Reset:
-	case delta > 0:
-		advance()
 	case n > 0:
 		f.scaled(orig, 'T', i, cntRxmt)
 	}
