@@ -271,7 +271,7 @@ func (e *Entry) Update(p Packet) {
 		e.recreate(p)
 		return
 	}
-	e.packet(p)
+	e.packet(&p)
 }
 
 // At reports the entry at instant t: the state name as `conntrack -L` prints
@@ -358,7 +358,7 @@ func classify(f header.TCPFlags) class {
 }
 
 // segEnd is segment_seq_plus_len: seq + payload + 1 for SYN + 1 for FIN.
-func segEnd(p Packet) seqnum.Value {
+func segEnd(p *Packet) seqnum.Value {
 	n := p.Len
 	if n < 0 {
 		n = 0
@@ -385,12 +385,12 @@ func (e *Entry) create(p Packet) bool {
 	switch {
 	case next == SynSent:
 		// tcp_new: a SYN initialises the original side.
-		e.resetSide(Original, true, segEnd(p))
+		e.resetSide(Original, true, segEnd(&p))
 	case next == Established && e.conf().Loose:
 		// tcp_new with tcp_loose: picked up mid-stream; the kernel also
 		// marks both sides "be liberal", which only matters for the window
 		// checks this model does not make.
-		e.resetSide(Original, true, segEnd(p))
+		e.resetSide(Original, true, segEnd(&p))
 	default:
 		e.setOutcome(Refused)
 		return false
@@ -398,7 +398,7 @@ func (e *Entry) create(p Packet) bool {
 	e.mark(efAlive, true)
 	e.state = None
 	e.setLast(e.lastDir(), clsNone)
-	e.packet(p)
+	e.packet(&p)
 	if e.LastOutcome() == Tracked {
 		e.setOutcome(Created)
 	}
@@ -416,7 +416,7 @@ const (
 
 // packet is nf_conntrack_tcp_packet for an existing entry, with dir relative
 // to the current entry's original direction after applying rev.
-func (e *Entry) packet(p Packet) {
+func (e *Entry) packet(p *Packet) {
 	dir := Original
 	if p.Dir != Original {
 		dir = Reply
@@ -443,7 +443,7 @@ func (e *Entry) packet(p Packet) {
 		// the entry and processes the SYN as the first packet of a new one.
 		if e.sideIs(0, sideCloseInit) || e.sideIs(1, sideCloseInit) ||
 			(e.lastDir() == dir && e.lastIndex() == clsRst) {
-			e.recreate(p)
+			e.recreate(*p)
 			return
 		}
 		// Otherwise it is treated like an ignored packet.
@@ -494,7 +494,7 @@ func (e *Entry) packet(p Packet) {
 // ignore is the TCP_CONNTRACK_IGNORE branch. It returns doWindow when the
 // packet is a SYN,ACK answering a SYN the tracker had ignored (the caller
 // then moves SYN_SENT -> SYN_RECV), and stop otherwise.
-func (e *Entry) ignore(p Packet, dir Dir, idx class, old State) action {
+func (e *Entry) ignore(p *Packet, dir Dir, idx class, old State) action {
 	if idx == clsSynAck && e.lastIndex() == clsSyn && e.lastDir() != dir && p.Ack == e.lastEnd {
 		// The endpoints are in sync and the tracker is not: take the
 		// annotated SYN as the opening of a new handshake.
@@ -539,7 +539,7 @@ func canEarlyDrop(s State) bool {
 }
 
 // rstChecks is the TCP_CONNTRACK_CLOSE case for a RST.
-func (e *Entry) rstChecks(p Packet, dir Dir, old, next State) (State, action) {
+func (e *Entry) rstChecks(p *Packet, dir Dir, old, next State) (State, action) {
 	if canEarlyDrop(old) {
 		return next, skipWindow
 	}
@@ -574,7 +574,7 @@ func (e *Entry) rstChecks(p Packet, dir Dir, old, next State) (State, action) {
 
 // window is the part of tcp_in_window the model keeps (see the package
 // comment).
-func (e *Entry) window(p Packet, dir Dir, idx class, old State) {
+func (e *Entry) window(p *Packet, dir Dir, idx class, old State) {
 	snd, rcv := &e.sides[dir], &e.sides[dir^1]
 	seq, ack, end := p.Seq, p.Ack, segEnd(p)
 	hasAck := p.Flags.Has(header.ACK)
@@ -629,7 +629,7 @@ func (e *Entry) window(p Packet, dir Dir, idx class, old State) {
 
 // commit is the in_window tail of nf_conntrack_tcp_packet: the state
 // change, the timeout choice and the ASSURED/UNREPLIED handling.
-func (e *Entry) commit(p Packet, dir Dir, idx class, old, next State) {
+func (e *Entry) commit(p *Packet, dir Dir, idx class, old, next State) {
 	e.setLast(dir, idx)
 	e.state = next
 	if old != next && next == FinWait {

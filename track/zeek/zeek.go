@@ -233,7 +233,7 @@ type Core struct {
 // when the packet needed it.
 func (c *Core) Feed(p Packet, likely func(port uint16) bool, x *Rare) *Rare {
 	r := flowRef{c, x}
-	r.feed(p, likely)
+	r.feed(&p, likely)
 	return r.x
 }
 
@@ -498,12 +498,12 @@ func (f *Flow) Packet(p Packet) { f.PacketWithServerPorts(p, DefaultLikelyServer
 // stays small: pass the same one with every packet.
 func (f *Flow) PacketWithServerPorts(p Packet, likely func(port uint16) bool) {
 	r := flowRef{&f.Core, f.x}
-	r.feed(p, likely)
+	r.feed(&p, likely)
 	f.x = r.x
 }
 
 // feed is Flow.PacketWithServerPorts.
-func (f *flowRef) feed(p Packet, likely func(port uint16) bool) {
+func (f *flowRef) feed(p *Packet, likely func(port uint16) bool) {
 	if likely == nil {
 		likely = noServerPorts
 	}
@@ -693,7 +693,7 @@ func (f *flowRef) updateLastSeq(orig bool, i uint8, ep *endpoint, onePast seqnum
 
 // stateMachine is TCP_Analyzer::UpdateStateMachine and the Update*State
 // functions it dispatches to.
-func (f *flowRef) stateMachine(orig bool, ep, peer *endpoint, p Packet, syn, ack, fin, rst bool, n int) {
+func (f *flowRef) stateMachine(orig bool, ep, peer *endpoint, p *Packet, syn, ack, fin, rst bool, n int) {
 	switch ep.state {
 	case Inactive:
 		if syn {
