@@ -531,7 +531,7 @@ func (f *flowRef) feed(p *Packet, likely func(port uint16) bool) {
 		f.scaled(orig, 'C', i, cntChk)
 		return
 	}
-	ep, peer := &f.ep[i], &f.ep[i^1]
+	ep, peer := &f.ep[i&1], &f.ep[(i^1)&1] // i is 0 or 1: no bounds checks
 	n := p.Len
 	if n < 0 {
 		n = 0
@@ -585,7 +585,7 @@ const tooLargeSeqDelta = 1048576
 
 // initEndpoint is TCP.cc init_endpoint for endpoint i.
 func (f *flowRef) initEndpoint(i uint8, syn bool, seq, onePast seqnum.Value) {
-	ep := &f.ep[i]
+	ep := &f.ep[i&1]
 	if !syn {
 		if ep.state == Inactive {
 			f.keepFIN(i)
@@ -618,12 +618,7 @@ func (f *flowRef) initEndpoint(i uint8, syn bool, seq, onePast seqnum.Value) {
 // It returns the packet's hist_last_FIN, for the caller to set once
 // last_seq is updated (setFIN), when the packet sets it.
 func (f *flowRef) updateHistory(orig bool, i uint8, ep *endpoint, syn, ack, fin, rst bool, rel int64, n int) (finAt uint32, setFIN bool) {
-	bits := 0
-	for _, b := range []bool{syn, fin, rst} {
-		if b {
-			bits++
-		}
-	}
+	bits := b2i(syn) + b2i(fin) + b2i(rst)
 	switch {
 	case bits > 1:
 		if fin && rst {
@@ -764,4 +759,12 @@ func (f *flowRef) stateMachine(orig bool, ep, peer *endpoint, p *Packet, syn, ac
 		}
 	case Reset:
 	}
+}
+
+// b2i is 1 for true and 0 for false.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
