@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tcpstate/tcpstate/internal/netns"
+	"github.com/tcpstate/tcpstate/internal/testenv"
 )
 
 // binary is the tcpstate command TestMain builds for the whole package.
@@ -116,14 +117,7 @@ func moduleRoot() (string, error) {
 // not installed, naming the Debian package that has it.
 func need(t *testing.T, command, pkg string) {
 	t.Helper()
-	if _, err := exec.LookPath(command); err == nil {
-		return
-	}
-	msg := fmt.Sprintf("%s is not installed: apt-get install %s", command, pkg)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s (CI=true, so this fails rather than skips)", msg)
-	}
-	t.Skip("skipping: " + msg)
+	testenv.Tool(t, command, pkg)
 }
 
 // newNS makes a namespace for the test (skipping or failing as

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/header"
+	"github.com/tcpstate/tcpstate/internal/testenv"
 	"github.com/tcpstate/tcpstate/seqnum"
 )
 
@@ -450,13 +451,7 @@ func TestTapOffloadPcap(t *testing.T) {
 // and IPv6, through a pcapng tap, and has tshark check every checksum:
 // none bad, nothing malformed, lengths as written.
 func TestTapOffloadTshark(t *testing.T) {
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("tshark is not installed, and CI=true")
-		}
-		t.Skip("tshark is not installed (apt-get install tshark); skipping the decode check")
-	}
+	tshark := testenv.Tool(t, "tshark", "tshark")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	inner := &fakeOffloader{}

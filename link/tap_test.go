@@ -6,13 +6,15 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"github.com/tcpstate/tcpstate/header"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcpstate/tcpstate/header"
+	"github.com/tcpstate/tcpstate/internal/testenv"
 )
 
 // fakeEndpoint hands out the packets in toRead and keeps what is written.
@@ -194,13 +196,7 @@ func TestTapWriteErrorDoesNotBreakLink(t *testing.T) {
 // TestTapTshark writes a capture of real IPv4 and IPv6 UDP datagrams and
 // has tshark, if it is installed, decode it.
 func TestTapTshark(t *testing.T) {
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("tshark is not installed, and CI=true")
-		}
-		t.Skip("tshark is not installed (apt-get install tshark); skipping the decode check")
-	}
+	tshark := testenv.Tool(t, "tshark", "tshark")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	p4 := udp4([4]byte{10, 0, 0, 1}, [4]byte{10, 0, 0, 2}, 1234, 40000, []byte("hello"))

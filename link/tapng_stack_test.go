@@ -20,6 +20,7 @@ import (
 
 	"github.com/tcpstate/tcpstate/header"
 	"github.com/tcpstate/tcpstate/internal/stacktest"
+	"github.com/tcpstate/tcpstate/internal/testenv"
 	"github.com/tcpstate/tcpstate/link"
 	"github.com/tcpstate/tcpstate/link/pipe"
 	"github.com/tcpstate/tcpstate/stack"
@@ -237,13 +238,7 @@ func TestTapNgStackExchange(t *testing.T) {
 // checksums, the same TCP flags, and the direction of each packet
 // (outbound from the tapped stack's addresses, inbound to them).
 func tsharkCheck(t *testing.T, path string, pkts []capture.Packet, clients []netip.AddrPort) {
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("tshark is not installed, and CI=true")
-		}
-		t.Skip("tshark is not installed (apt-get install tshark); skipping the decode check")
-	}
+	tshark := testenv.Tool(t, "tshark", "tshark")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, tshark, "-n", "-r", path,

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/internal/netns"
+	"github.com/tcpstate/tcpstate/internal/testenv"
 )
 
 // The address plan. Every lab has its own namespaces, so every lab uses
@@ -188,10 +189,7 @@ func New(t testing.TB) *Lab {
 func requireTool(t testing.TB, tool string) {
 	t.Helper()
 	if _, err := exec.LookPath(tool); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("netlab needs %s, which is not installed, and CI=true", tool)
-		}
-		t.Skipf("skipping: netlab needs %s, which is not installed", tool)
+		testenv.Unavailable(t, "netlab needs %s, which is not installed", tool)
 	}
 }
 
