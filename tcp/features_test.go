@@ -433,10 +433,8 @@ func TestRTOKeepsSACK(t *testing.T) {
 func TestRTORenegedSACK(t *testing.T) {
 	p, _ := lossPair(t, Config{NoRACK: true}, 4)
 	a := p.a
-	reneging := Segment{Seq: 301, Ack: 101, Flags: header.ACK, Window: uint16(p.b.c.rcvWindow() >> p.b.c.rcvShift)}
-	reneging.Options.NumSACK = 1
-	reneging.Options.SACKBlocks[0] = header.SACKBlock{Left: 101, Right: 201}
-	a.in(reneging)
+	a.in(withSACK(Segment{Seq: 301, Ack: 101, Flags: header.ACK, Window: uint16(p.b.c.rcvWindow() >> p.b.c.rcvShift)},
+		header.SACKBlock{Left: 101, Right: 201}))
 	p.k.now = a.c.Deadline()
 	a.fire()
 	got := a.take()

@@ -261,23 +261,17 @@ func TestRACKReorderWindowDSACK(t *testing.T) {
 	p.k.advance(100 * ms)
 	// An ACK of five segments whose D-SACK block, below the cumulative
 	// ACK, reports the first segment received twice.
-	dsack := S("ACK", 301, 601, 65535, "")
-	dsack.Options.NumSACK = 1
-	dsack.Options.SACKBlocks[0] = header.SACKBlock{Left: 101, Right: 201}
-	a.in(dsack)
+	a.in(withSACK(S("ACK", 301, 601, 65535, ""), header.SACKBlock{Left: 101, Right: 201}))
 	if got := a.c.reoWnd(); got != 50*ms {
 		t.Fatalf("reo_wnd %v after a D-SACK, want 50ms", got)
 	}
 	// A second D-SACK in the same round trip changes nothing.
-	again := S("ACK", 301, 701, 65535, "")
-	again.Options.NumSACK = 1
-	again.Options.SACKBlocks[0] = header.SACKBlock{Left: 201, Right: 301}
-	a.in(again)
+	a.in(withSACK(S("ACK", 301, 701, 65535, ""), header.SACKBlock{Left: 201, Right: 301}))
 	if got := a.c.reoWnd(); got != 50*ms {
 		t.Fatalf("reo_wnd %v after a second D-SACK in the round, want 50ms still", got)
 	}
 	// An ordinary SACK is no D-SACK.
-	if hasDSACK(&Segment{Ack: 701, Options: header.TCPOptions{NumSACK: 1, SACKBlocks: [header.MaxSACKBlocks]header.SACKBlock{{Left: 801, Right: 901}}}}) {
+	if plain := withSACK(S("ACK", 301, 701, 65535, ""), header.SACKBlock{Left: 801, Right: 901}); hasDSACK(&plain) {
 		t.Fatal("a SACK above the ACK taken for a D-SACK")
 	}
 	// Sixteen recoveries later the window is back to its base.
@@ -314,4 +308,10 @@ func TestRTOFromHeadRetransmission(t *testing.T) {
 	if d := a.c.Status().Timers[TimerRetransmit]; !d.Equal(due) {
 		t.Fatalf("a retransmission past SND.UNA moved the RTO by %v", d.Sub(due))
 	}
+}
+
+// withSACK returns s carrying the SACK blocks bs.
+func withSACK(s Segment, bs ...header.SACKBlock) Segment {
+	s.Options.NumSACK = copy(s.Options.SACKBlocks[:], bs)
+	return s
 }
