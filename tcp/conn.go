@@ -366,7 +366,9 @@ func (c *Conn) Status() Status {
 	}
 	if c.ccOn {
 		st.Cwnd = c.cwnd()
-		if rc := c.rateCtl(); rc != nil {
+		// Only an algorithm already made: reading the table must not make
+		// one for every idle connection.
+		if rc, ok := c.cc.(cc.RateController); ok {
 			st.PacingRate, st.Bandwidth = rc.PacingRate(), rc.Bandwidth()
 		}
 	}
