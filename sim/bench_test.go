@@ -81,20 +81,29 @@ func bulkPairCC(tb testing.TB, loss float64, cc string) (w *World, src, dst *Con
 	hb := w.NewHost("b", addrB, tcp.Config{CongestionControl: cc})
 	link := LinkConfig{Delay: time.Millisecond, Loss: loss}
 	w.Link(ha, hb, link, link)
-	hb.Listen(80)
-	hb.OnAccept(func(c *Conn) {
-		dst = c
+	src, accepted := streamTo(tb, ha, hb)
+	src.WriteStream(1<<20, func(off int64, p []byte) {})
+	if !w.RunUntil(time.Hour, func() bool { return *accepted != nil && (*accepted).ReceivedLen() == 1<<20 }) {
+		tb.Fatal("the first megabyte did not arrive")
+	}
+	return w, src, *accepted
+}
+
+// streamTo has b accept a connection on port 80 and read all it gets
+// into nothing, and dials it from a. It returns the dialing end and where
+// the accepted end is put once the handshake completes.
+func streamTo(tb testing.TB, a, b *Host) (src *Conn, accepted **Conn) {
+	accepted = new(*Conn)
+	b.Listen(80)
+	b.OnAccept(func(c *Conn) {
+		*accepted = c
 		c.OnRead(func([]byte) {})
 	})
-	src, err := ha.Dial(hb.AddrPort(80))
+	src, err := a.Dial(b.AddrPort(80))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	src.WriteStream(1<<20, func(off int64, p []byte) {})
-	if !w.RunUntil(time.Hour, func() bool { return dst != nil && dst.ReceivedLen() == 1<<20 }) {
-		tb.Fatal("the first megabyte did not arrive")
-	}
-	return w, src, dst
+	return src, accepted
 }
 
 // TestSteadyStateAllocs checks what the benchmarks report: once a

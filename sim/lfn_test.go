@@ -124,18 +124,10 @@ func runLFN(tb testing.TB, s lfnSetup) lfnResult {
 	w.Link(ha, hb, link, link)
 	dc := &dupCounter{host: hb, fired: map[tcp.Timer]int{}}
 	w.SetTap(dc)
-	var dst *Conn
-	hb.Listen(80)
-	hb.OnAccept(func(c *Conn) {
-		dst = c
-		c.OnRead(func([]byte) {})
-	})
-	src, err := ha.Dial(hb.AddrPort(80))
-	if err != nil {
-		tb.Fatal(err)
-	}
+	src, accepted := streamTo(tb, ha, hb)
 	src.WriteStream(1<<50, func(off int64, p []byte) {})
 	w.Run(s.warm)
+	dst := *accepted
 	if dst == nil {
 		tb.Fatal("no connection")
 	}
