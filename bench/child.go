@@ -140,13 +140,7 @@ func childPeer(ctx context.Context, bind string) error {
 		return err
 	}
 	defer srv.Close()
-	fmt.Println("ready")
-	eof := make(chan struct{})
-	go func() { io.Copy(io.Discard, os.Stdin); close(eof) }()
-	select {
-	case <-eof:
-	case <-ctx.Done():
-	}
+	readyUntilStdinCloses(ctx)
 	return nil
 }
 
@@ -391,4 +385,17 @@ func writeProfile(name, path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// readyUntilStdinCloses tells the parent that a serving child is ready,
+// with a line "ready" on stdout, and waits until the parent closes the
+// child's stdin or ctx ends.
+func readyUntilStdinCloses(ctx context.Context) {
+	fmt.Println("ready")
+	eof := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(eof) }()
+	select {
+	case <-eof:
+	case <-ctx.Done():
+	}
 }

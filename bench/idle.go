@@ -263,12 +263,6 @@ func childGVisorEcho(ctx context.Context) error {
 			}()
 		}
 	}()
-	fmt.Println("ready")
-	eof := make(chan struct{})
-	go func() { io.Copy(io.Discard, os.Stdin); close(eof) }()
-	select {
-	case <-eof:
-	case <-ctx.Done():
-	}
+	readyUntilStdinCloses(ctx)
 	return nil
 }

@@ -263,18 +263,7 @@ func TestDoneStreamsFinalConnections(t *testing.T) {
 	if len(streamed) == 0 || held >= len(want) {
 		t.Fatalf("%d streamed, %d held of %d", len(streamed), held, len(want))
 	}
-	count := map[string]int{}
-	for _, l := range want {
-		count[l]++
-	}
-	for _, l := range got {
-		count[l]--
-	}
-	for l, n := range count {
-		if n != 0 {
-			t.Errorf("%+d: %s", n, l)
-		}
-	}
+	sameLines(t, want, got)
 	if tr.Packets() != all.Packets() {
 		t.Errorf("packets %d vs %d", tr.Packets(), all.Packets())
 	}

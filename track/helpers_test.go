@@ -38,3 +38,21 @@ func trackBytes(t testing.TB, data []byte, cfg Config) *Tracker {
 	}
 	return tr
 }
+
+// sameLines fails t for each line that got holds more or fewer times than
+// want, in any order.
+func sameLines(t *testing.T, want, got []string) {
+	t.Helper()
+	count := map[string]int{}
+	for _, l := range want {
+		count[l]++
+	}
+	for _, l := range got {
+		count[l]--
+	}
+	for l, n := range count {
+		if n != 0 {
+			t.Errorf("%+d: %s", n, l)
+		}
+	}
+}

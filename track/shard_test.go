@@ -72,18 +72,7 @@ func TestShardedSameOutput(t *testing.T) {
 			// tracker shows.
 			all := strings.Split(strings.TrimSuffix(want, "\n"), "\n")
 			parts := strings.Split(strings.ReplaceAll(strings.TrimSuffix(got, "\n"), "--\n", ""), "\n")
-			count := map[string]int{}
-			for _, l := range all {
-				count[l]++
-			}
-			for _, l := range parts {
-				count[l]--
-			}
-			for l, k := range count {
-				if k != 0 {
-					t.Errorf("%+d: %s", k, l)
-				}
-			}
+			sameLines(t, all, parts)
 		} else if got != streamWant {
 			t.Errorf("%d workers: streamed output differs from one worker's", n)
 		}

@@ -102,17 +102,7 @@ func TestMultiQueue(t *testing.T) {
 // reaches the kernel's socket.
 func TestMultiQueueWrite(t *testing.T) {
 	ns, d := setup(t, "tcpstmq", Options{Queues: 2})
-	var conn *net.UDPConn
-	err := ns.Do(func() error {
-		var err error
-		conn, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(kernelAddr, 0)))
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	local := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	conn, local := kernelUDP(t, ns)
 	q := d.ExtraQueues()[0]
 	if n, err := q.WritePackets([][]byte{udp4(peerAddr, kernelAddr, 7000, local.Port(), []byte("queue 1"))}); n != 1 || err != nil {
 		t.Fatalf("WritePackets on queue 1 = %d, %v", n, err)

@@ -142,17 +142,7 @@ func TestKernelRoundTrip(t *testing.T) {
 	if !d.Created() || d.Name() != "tcpst0" || d.MTU() != 1500 {
 		t.Fatalf("Created %v, Name %q, MTU %d", d.Created(), d.Name(), d.MTU())
 	}
-	var conn *net.UDPConn
-	err := ns.Do(func() error {
-		var err error
-		conn, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(kernelAddr, 0)))
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	local := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	conn, local := kernelUDP(t, ns)
 
 	// Kernel → device.
 	if _, err := conn.WriteToUDPAddrPort([]byte("from the kernel"), netip.AddrPortFrom(peerAddr, 7000)); err != nil {
@@ -500,4 +490,21 @@ func readUntilError(d *Device) <-chan error {
 		}
 	}()
 	return errc
+}
+
+// kernelUDP opens a UDP socket on the kernel's side of the device, in ns,
+// closed when t ends, and returns it with its address.
+func kernelUDP(t *testing.T, ns *netns.NS) (*net.UDPConn, netip.AddrPort) {
+	t.Helper()
+	var conn *net.UDPConn
+	err := ns.Do(func() error {
+		var err error
+		conn, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(kernelAddr, 0)))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn, conn.LocalAddr().(*net.UDPAddr).AddrPort()
 }
