@@ -76,8 +76,10 @@ type lossState struct {
 	tlpOut     bool
 	tlpRetrans bool
 
-	// Delivery-rate estimation (rate.go), for a cc.RateController:
-	// C.delivered, C.delivered_time, C.first_send_time and C.app_limited.
+	// Delivery-rate estimation (rate.go), for a cc.RateController
+	// (sampling): C.delivered, C.delivered_time, C.first_send_time and
+	// C.app_limited. Other algorithms skip the bookkeeping.
+	sampling    bool
 	delivered   int64
 	deliveredAt int64
 	firstSentAt int64

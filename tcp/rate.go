@@ -55,6 +55,7 @@ func (c *Conn) startRate(l *lossState, now time.Time) {
 		return
 	}
 	t := now.UnixNano()
+	l.sampling = true
 	l.delivered = rc.Delivered()
 	l.deliveredAt, l.firstSentAt = t, t
 	l.appLimited = l.delivered + 1
@@ -63,6 +64,9 @@ func (c *Conn) startRate(l *lossState, now time.Time) {
 // stamp records in s, being sent, the connection's delivery state
 // (the draft's "upon each packet transmission").
 func (l *lossState) stamp(s *sentSeg) {
+	if !l.sampling {
+		return
+	}
 	s.delivered, s.deliveredAt, s.firstSentAt = l.delivered, l.deliveredAt, l.firstSentAt
 	if l.appLimited != 0 {
 		s.flags |= segAppLimited
@@ -75,6 +79,9 @@ func (l *lossState) stamp(s *sentSeg) {
 // and if s was sent after every other segment this ACK delivered, the
 // sample describes it (the draft's UpdateRateSample).
 func (l *lossState) deliver(rs *rateAcc, s *sentSeg, size int, t int64) {
+	if !l.sampling {
+		return
+	}
 	l.delivered += int64(size)
 	l.deliveredAt = t
 	rs.acked += size
