@@ -668,3 +668,24 @@ func TestCoalescedSegmentAckedAtOnce(t *testing.T) {
 		t.Fatalf("two full-sized segments after a coalesced one drew %d ACKs, want 1", len(lb.q))
 	}
 }
+
+// TestDSACKStraddling: a segment partly below RCV.NXT delivers its new
+// part, and the ACK reports the old part in a D-SACK block, at once
+// (RFC 2883 §4.1.1).
+func TestDSACKStraddling(t *testing.T) {
+	p := newPairAs(t, Config{NoTimestamps: true})
+	p.handshake()
+	a := p.a
+	a.in(S("ACK", 301, 101, 1000, "ABCDEFGHIJ")) // [301,311)
+	a.take()
+	a.in(S("ACK", 306, 101, 1000, "FGHIJKLMNO")) // [306,316): [306,311) again
+	acks := a.take()
+	if len(acks) != 1 || acks[0].Ack != 316 || acks[0].Options.NumSACK != 1 ||
+		acks[0].Options.SACKBlocks[0] != (header.SACKBlock{Left: 306, Right: 311}) {
+		t.Fatalf("the straddling segment drew %s %+v, want an immediate ACK 316 with D-SACK [306,311)", segs(acks), acks)
+	}
+	buf := make([]byte, 32)
+	if n, _ := a.c.Read(p.k.now, buf); string(buf[:n]) != "ABCDEFGHIJKLMNO" {
+		t.Fatalf("read %q", buf[:n])
+	}
+}
